@@ -1,0 +1,101 @@
+"""Exceptions and warnings raised by synthcontrol.
+
+Every error the package raises on bad input derives from :class:`SynthControlError`,
+itself a :class:`ValueError`, so existing ``except ValueError`` handlers keep working.
+Each subclass also inherits the built-in exception it refines (``KeyError`` for a
+missing column, ``TypeError`` for a non-numeric one, ...). Messages name the unit,
+period, column or key at fault and say how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SynthControlError",
+    "PanelError",
+    "MissingColumnError",
+    "DuplicateRowError",
+    "NonNumericError",
+    "NonFiniteError",
+    "MissingDataError",
+    "SpecError",
+    "DonorPoolError",
+    "PredictorError",
+    "ConfigError",
+    "CheckpointError",
+    "DataBuildError",
+    "SolverError",
+    "SynthControlWarning",
+    "ConvergenceWarning",
+    "DroppedDonorsWarning",
+]
+
+
+class SynthControlError(ValueError):
+    """Base of every error synthcontrol raises on bad input."""
+
+
+class PanelError(SynthControlError):
+    """The long data frame cannot be turned into a panel."""
+
+
+class MissingColumnError(PanelError, KeyError):
+    """A column named in the specification is not in the data."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateRowError(PanelError):
+    """A unit appears more than once in one period."""
+
+
+class NonNumericError(PanelError, TypeError):
+    """A variable column holds values that are not numbers."""
+
+
+class NonFiniteError(PanelError):
+    """A variable column holds infinite values."""
+
+
+class MissingDataError(PanelError):
+    """A value the specification needs is missing for some unit and period."""
+
+
+class SpecError(SynthControlError):
+    """The specification does not fit the data (dates, windows, units)."""
+
+
+class DonorPoolError(SpecError):
+    """The donor pool is unusable: too small, or containing the treated unit."""
+
+
+class PredictorError(SpecError):
+    """A predictor cannot be used (for example it does not vary across units)."""
+
+
+class ConfigError(SynthControlError):
+    """A study configuration file has a missing or invalid key."""
+
+
+class CheckpointError(SynthControlError):
+    """A checkpoint directory is corrupted or belongs to another job."""
+
+
+class DataBuildError(SynthControlError):
+    """Raw data contradict each other in a way the dataset build cannot explain."""
+
+
+class SolverError(SynthControlError, RuntimeError):
+    """Every solver path failed on a weighting problem."""
+
+
+class SynthControlWarning(UserWarning):
+    """Base of the warnings synthcontrol emits."""
+
+
+class ConvergenceWarning(SynthControlWarning):
+    """An optimiser stopped without meeting its tolerance; the result may be suboptimal."""
+
+
+class DroppedDonorsWarning(SynthControlWarning):
+    """Donors were dropped because they lack data the specification needs."""

@@ -1,0 +1,397 @@
+"""Immutable result objects with tidy pandas outputs and ``summary()``.
+
+Results keep the numbers they were computed from (read-only arrays) and build their
+pandas views on access, so a user who edits a returned frame cannot change the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Hashable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .spec import Design
+from .weights import NestedSolution
+
+__all__ = ["FitOptions", "Summary", "SynthResult", "SynthResults"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How predictor weights are chosen; reused unchanged by every placebo refit.
+
+    Attributes
+    ----------
+    seed : int
+        Seed of the random starts of the predictor-weight search.
+    n_random_starts, n_polish, max_iterations, min_predictor_weight, global_search
+        See :func:`synthcontrol.weights.choose_predictor_weights`.
+    estimator : str
+        Name of a registered estimator (see :func:`synthcontrol.estimators.fit_design`).
+    estimator_options : tuple of (name, value) pairs
+        The estimator's own settings, frozen so options stay hashable and immutable.
+    """
+
+    seed: int = 0
+    n_random_starts: int = 6
+    n_polish: int = 1
+    max_iterations: int = 200
+    min_predictor_weight: float = 1e-8
+    global_search: bool = False
+    estimator: str = "classic"
+    estimator_options: tuple = ()
+
+    def search_options(self) -> dict:
+        """Keyword arguments of :func:`~synthcontrol.weights.choose_predictor_weights`."""
+        return {
+            "seed": self.seed,
+            "n_random_starts": self.n_random_starts,
+            "n_polish": self.n_polish,
+            "max_iterations": self.max_iterations,
+            "min_predictor_weight": self.min_predictor_weight,
+            "global_search": self.global_search,
+        }
+
+
+class Summary:
+    """A titled set of tables with text and HTML renderings; prints nothing itself."""
+
+    def __init__(self, title: str, tables: Mapping[str, pd.DataFrame], notes: tuple[str, ...] = ()):
+        self.title = title
+        self.tables = dict(tables)
+        self.notes = tuple(notes)
+
+    def as_text(self) -> str:
+        parts = [self.title, "=" * len(self.title)]
+        for name, table in self.tables.items():
+            parts += ["", name, "-" * len(name), table.to_string(float_format=_fmt)]
+        if self.notes:
+            parts += ["", *self.notes]
+        return "\n".join(parts)
+
+    def as_html(self) -> str:
+        parts = [f"<h3>{self.title}</h3>"]
+        for name, table in self.tables.items():
+            parts += [f"<h4>{name}</h4>", table.to_html(float_format=_fmt)]
+        parts += [f"<p>{note}</p>" for note in self.notes]
+        return "\n".join(parts)
+
+    def as_markdown(self) -> str:
+        parts = [f"### {self.title}"]
+        for name, table in self.tables.items():
+            parts += ["", f"**{name}**", "", _markdown_table(table)]
+        if self.notes:
+            parts += ["", *(f"- {note}" for note in self.notes)]
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def __repr__(self) -> str:
+        return f"<Summary {self.title!r}: {', '.join(self.tables)}>"
+
+    def _repr_html_(self) -> str:
+        return self.as_html()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.3e}"
+
+
+def _markdown_table(table: pd.DataFrame) -> str:
+    frame = table.reset_index()
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = [
+        "| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.array(array, dtype=float, copy=True)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class SynthResult:
+    """A fitted synthetic control for one treated unit.
+
+    Attributes
+    ----------
+    design : Design
+        The validated numeric problem (kept so inference can refit it).
+    solution : NestedSolution
+        What the weighting core returned (weights, losses, bound, search record).
+    scale : ndarray, shape (K,)
+        Standard deviation of each predictor across the units, used to rescale it.
+    options : FitOptions
+        How predictor weights were chosen.
+    predictor_weights_given : bool
+        True when the user fixed the predictor weights.
+    estimator : str
+        Name of the estimator that produced the weights.
+    intercept : float
+        Constant added to the synthetic outcome (0 for the classic estimator).
+    details : tuple of (name, value) pairs
+        Estimator-specific outputs (e.g. a penalty chosen by cross-validation, time
+        weights); read them with :attr:`extras`.
+    """
+
+    design: Design
+    solution: NestedSolution
+    scale: np.ndarray
+    options: FitOptions = field(default_factory=FitOptions)
+    predictor_weights_given: bool = False
+    estimator: str = "classic"
+    intercept: float = 0.0
+    details: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", _frozen(self.scale))
+        for name in ("weights", "predictor_weights"):
+            getattr(self.solution, name).setflags(write=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SynthResult {self.estimator}: {self.treated!r}, {len(self.donors)} donors, "
+            f"pre-RMSPE {self.pre_rmspe:.4g}, average effect {self.average_effect:.4g}>"
+        )
+
+    @property
+    def extras(self) -> dict:
+        """Estimator-specific outputs as a new dict (see ``details``)."""
+        return dict(self.details)
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def spec(self):
+        """The single-treated :class:`~synthcontrol.spec.Spec` that was fitted."""
+        return self.design.spec
+
+    @property
+    def treated(self) -> Hashable:
+        return self.design.treated
+
+    @property
+    def donors(self) -> tuple:
+        return self.design.donors
+
+    # -- weights ----------------------------------------------------------------
+    @property
+    def weights(self) -> pd.Series:
+        """Donor weights (sum to one), indexed by donor."""
+        return pd.Series(self.solution.weights, index=list(self.donors), name="weight")
+
+    @property
+    def predictor_weights(self) -> pd.Series:
+        """Predictor weights ``v`` (sum to one), indexed by predictor label."""
+        return pd.Series(
+            self.solution.predictor_weights, index=list(self.design.predictor_labels), name="predictor_weight"
+        )
+
+    @property
+    def scaling(self) -> pd.Series:
+        """Standard deviation across units by which each predictor was divided."""
+        return pd.Series(self.scale, index=list(self.design.predictor_labels), name="scale")
+
+    # -- fit and effects -------------------------------------------------------
+    @cached_property
+    def _synthetic(self) -> np.ndarray:
+        return _frozen(self.design.outcome[:, 1:] @ self.solution.weights + self.intercept)
+
+    @cached_property
+    def _gap(self) -> np.ndarray:
+        return _frozen(self.design.outcome[:, 0] - self._synthetic)
+
+    @property
+    def path(self) -> pd.DataFrame:
+        """Treated and synthetic outcome and their gap, for every period."""
+        index = pd.Index(self.design.periods, name=self.spec.time)
+        return pd.DataFrame(
+            {"treated": self.design.outcome[:, 0], "synthetic": self._synthetic, "gap": self._gap},
+            index=index,
+        )
+
+    @property
+    def effects(self) -> pd.Series:
+        """Per-period effect estimates (the gap) in the post-period."""
+        return self.path["gap"][self.design.post_mask].rename("effect")
+
+    @property
+    def average_effect(self) -> float:
+        """Average post-period gap."""
+        return float(np.mean(self._gap[self.design.post_mask]))
+
+    @property
+    def pre_rmspe(self) -> float:
+        """Root mean squared gap over the fit window before treatment."""
+        return _rmspe(self._gap[self.design.pre_mask])
+
+    @property
+    def post_rmspe(self) -> float:
+        """Root mean squared gap over the post-period."""
+        return _rmspe(self._gap[self.design.post_mask])
+
+    @property
+    def loss_v(self) -> float:
+        """Outcome MSPE over the fit window (the criterion choosing ``v``)."""
+        return float(np.mean(self._gap[self.design.fit_mask] ** 2))
+
+    @property
+    def loss_w(self) -> float:
+        """Predictor discrepancy ``(x1 - X0 w)' V (x1 - X0 w)`` on scaled predictors."""
+        return self.solution.inner_objective
+
+    @property
+    def lower_bound(self) -> float:
+        """Smallest outcome MSPE any donor weights could reach over the fit window."""
+        return self.solution.lower_bound
+
+    @property
+    def balance(self) -> pd.DataFrame:
+        """Predictor balance: treated, synthetic and donor mean, unscaled."""
+        X = self.design.predictors
+        return pd.DataFrame(
+            {
+                "treated": X[:, 0],
+                "synthetic": X[:, 1:] @ self.solution.weights,
+                "donor_mean": X[:, 1:].mean(axis=1),
+            },
+            index=pd.Index(self.design.predictor_labels, name="predictor"),
+        )
+
+    @property
+    def dropped_donors(self) -> pd.Series:
+        """Donors dropped for incomplete data, with the reason."""
+        dropped = dict(self.design.dropped_donors)
+        return pd.Series(dropped, dtype=object, name="reason")
+
+    @property
+    def fit_record(self) -> pd.Series:
+        """How the optimisation went: losses, bound, certificate, search effort."""
+        s = self.solution
+        return pd.Series(
+            {
+                "loss_v": self.loss_v,
+                "loss_w": s.inner_objective,
+                "lower_bound": s.lower_bound,
+                "gap_to_bound": max(self.loss_v - s.lower_bound, 0.0),
+                "certified_global": s.certified,
+                "n_starts": s.n_starts,
+                "n_inner_solves": s.n_evaluations,
+                "converged": s.converged,
+                "tie_broken": s.tie_broken,
+                "predictor_weights_given": self.predictor_weights_given,
+            },
+            name="fit",
+        )
+
+    def summary(self) -> Summary:
+        """Weights, balance, fit and effects as a :class:`Summary` (prints nothing)."""
+        weights = self.weights[self.weights > 1e-6].sort_values(ascending=False).to_frame()
+        balance = self.balance.join(self.predictor_weights).join(self.scaling)
+        fit = pd.DataFrame(
+            {
+                "value": [
+                    self.pre_rmspe,
+                    self.post_rmspe,
+                    self.loss_v,
+                    self.lower_bound,
+                    self.average_effect,
+                ]
+            },
+            index=["pre_rmspe", "post_rmspe", "loss_v", "lower_bound", "average_effect"],
+        )
+        notes = [
+            f"Estimator: {self.estimator}; outcome '{self.spec.outcome}'; treatment from "
+            f"{self.spec.treatment_start}; {len(self.donors)} donors.",
+            "Predictor weights were "
+            + ("given by the user." if self.predictor_weights_given else "chosen by the nested optimisation.")
+            + (" The loss equals its lower bound: a certified global optimum." if self.solution.certified else ""),
+        ]
+        if self.solution.tie_broken:
+            notes.append(
+                "Several donor weightings matched the predictors equally well; the one with "
+                "the best fit-window outcome fit was chosen."
+            )
+        if len(self.design.dropped_donors):
+            notes.append(f"Dropped donors: {dict(self.design.dropped_donors)}")
+        return Summary(
+            f"Synthetic control for {self.treated}",
+            {
+                "Donor weights": weights,
+                "Predictor balance": balance,
+                "Fit and effect": fit,
+                "Effects by period": self.effects.to_frame(),
+            },
+            tuple(notes),
+        )
+
+    # -- plots -------------------------------------------------------------------
+    def plot_path(self, ax=None):
+        """Treated and synthetic outcome over time; returns the Axes."""
+        from .plots import plot_path
+
+        return plot_path(self, ax=ax)
+
+    def plot_gap(self, ax=None):
+        """Gap between treated and synthetic over time; returns the Axes."""
+        from .plots import plot_gap
+
+        return plot_gap(self, ax=ax)
+
+    def plot_weights(self, ax=None):
+        """Donor weights as a bar chart; returns the Axes."""
+        from .plots import plot_weights
+
+        return plot_weights(self, ax=ax)
+
+
+def _rmspe(gap: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan")
+
+
+class SynthResults(Mapping):
+    """Results of several treated units, each fitted against its own pool.
+
+    A read-only mapping from treated unit to :class:`SynthResult`.
+    """
+
+    def __init__(self, results: Mapping[Hashable, SynthResult]):
+        self._results = dict(results)
+
+    def __getitem__(self, treated: Hashable) -> SynthResult:
+        return self._results[treated]
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._results)
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __repr__(self) -> str:
+        return f"<SynthResults: {', '.join(map(str, self._results))}>"
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per treated unit: pre/post RMSPE, average effect, loss, donors."""
+        rows = {
+            t: {
+                "pre_rmspe": r.pre_rmspe,
+                "post_rmspe": r.post_rmspe,
+                "average_effect": r.average_effect,
+                "loss_v": r.loss_v,
+                "n_donors": len(r.donors),
+            }
+            for t, r in self._results.items()
+        }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("treated")
+
+    def summary(self) -> Summary:
+        return Summary("Synthetic controls", {"By treated unit": self.table})

@@ -1,0 +1,448 @@
+"""Specifications: what to match on, over which periods, against which donors.
+
+A :class:`Spec` is declared by the user; :func:`prepare` checks it against a
+:class:`~synthcontrol.panel.Panel` and returns a :class:`Design`, the numeric problem
+(unscaled predictor matrix and outcome matrix for the treated unit and its donors)
+that the estimators and every placebo reuse.
+
+Predictors follow R Synth: a variable at one period (:func:`at`) or averaged over a
+window (:func:`mean`), skipping missing periods inside the window as Synth does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Hashable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import (
+    DonorPoolError,
+    DroppedDonorsWarning,
+    MissingDataError,
+    PredictorError,
+    SpecError,
+)
+from .panel import Panel
+
+__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare"]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A variable at one period, or its mean over a window of periods.
+
+    Build with :func:`at` or :func:`mean` rather than directly.
+    """
+
+    variable: str
+    start: Hashable
+    end: Hashable
+    op: Literal["at", "mean"] = "mean"
+
+    @property
+    def label(self) -> str:
+        """A readable, unique name such as ``cigsale(1975)`` or ``beer(1984-1988)``."""
+        if self.op == "at":
+            return f"{self.variable}({self.start})"
+        return f"{self.variable}({self.start}-{self.end})"
+
+    def periods(self, available: Sequence[Hashable]) -> list:
+        """The panel periods this predictor averages over."""
+        return [p for p in available if self.start <= p <= self.end]
+
+
+def at(variable: str, period: Hashable) -> Predictor:
+    """``variable`` in one period.
+
+    Examples
+    --------
+    >>> at("cigsale", 1975).label
+    'cigsale(1975)'
+    """
+    return Predictor(variable, period, period, "at")
+
+
+def mean(variable: str, start: Hashable, end: Hashable) -> Predictor:
+    """``variable`` averaged over the periods ``start`` to ``end`` (inclusive).
+
+    Missing periods inside the window are skipped, as R Synth does; a unit with no
+    value at all in the window is an error.
+
+    Examples
+    --------
+    >>> mean("lnincome", 1980, 1988).label
+    'lnincome(1980-1988)'
+    """
+    if end < start:
+        raise SpecError(f"mean({variable!r}, {start}, {end}): the window ends before it starts")
+    return Predictor(variable, start, end, "mean")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """A synthetic control specification.
+
+    Parameters
+    ----------
+    outcome : str
+        Outcome column.
+    unit, time : str
+        Unit and period columns of the long data frame.
+    treated : hashable or sequence of hashable
+        The treated unit, or several (each is fitted against its own pool).
+    treatment_start : hashable
+        First period under treatment; the post-period starts here.
+    predictors : sequence of Predictor, optional
+        What to match on. Empty (the default): the outcome in every fit-window period.
+    fit_window : (start, end), optional
+        Periods over which the outcome MSPE chooses the predictor weights. Default:
+        every period before ``treatment_start``.
+    donors : sequence, mapping or None
+        Donor pool: ``None`` for every other unit; a sequence shared by all treated
+        units (each treated unit is removed from the others' pools); or a mapping
+        from treated unit to its own pool.
+    exclude : sequence, optional
+        Units never used as donors (e.g. units touched by the policy in other ways).
+    drop_incomplete_donors : bool, default False
+        Drop donors lacking a value the specification needs (reported, with a
+        warning) instead of raising :class:`~synthcontrol.errors.MissingDataError`.
+
+    Examples
+    --------
+    >>> spec = Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...             predictors=[mean("lnincome", 1980, 1988), at("cigsale", 1975)],
+    ...             fit_window=(1970, 1988))
+    >>> [p.label for p in spec.predictors]
+    ['lnincome(1980-1988)', 'cigsale(1975)']
+    """
+
+    outcome: str
+    unit: str = "unit"
+    time: str = "time"
+    treated: Hashable | Sequence[Hashable]
+    treatment_start: Hashable
+    predictors: Sequence[Predictor] = ()
+    fit_window: tuple[Hashable, Hashable] | None = None
+    donors: Sequence[Hashable] | Mapping[Hashable, Sequence[Hashable]] | None = None
+    exclude: Sequence[Hashable] = ()
+    drop_incomplete_donors: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "predictors", tuple(self.predictors))
+        object.__setattr__(self, "exclude", tuple(self.exclude))
+        bad = [p for p in self.predictors if not isinstance(p, Predictor)]
+        if bad:
+            raise SpecError(
+                f"predictors must be built with sc.at(...) or sc.mean(...); got {bad[0]!r}"
+            )
+        labels = [p.label for p in self.predictors]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise SpecError(f"predictor(s) {repeated} declared twice; remove the duplicates")
+        if self.fit_window is not None and len(tuple(self.fit_window)) != 2:
+            raise SpecError(f"fit_window must be (start, end), got {self.fit_window!r}")
+
+    @property
+    def treated_units(self) -> tuple:
+        """The treated units as a tuple (one element for a single treated unit)."""
+        if isinstance(self.treated, (list, tuple, set, frozenset, pd.Index, np.ndarray)):
+            return tuple(self.treated)
+        return (self.treated,)
+
+    def for_treated(self, treated: Hashable) -> "Spec":
+        """This specification for one of its treated units, with that unit's pool."""
+        if treated not in self.treated_units:
+            raise SpecError(f"{treated!r} is not among the treated units {self.treated_units}")
+        others = [t for t in self.treated_units if t != treated]
+        if isinstance(self.donors, Mapping):
+            if treated not in self.donors:
+                raise DonorPoolError(f"donors has no pool for treated unit {treated!r}")
+            donors = self.donors[treated]
+        elif self.donors is None:
+            donors = None
+        else:
+            donors = [d for d in self.donors if d not in others]
+        return replace(
+            self,
+            treated=treated,
+            donors=None if donors is None else tuple(donors),
+            exclude=tuple(dict.fromkeys([*self.exclude, *others])),
+        )
+
+    @property
+    def variables(self) -> list[str]:
+        """Every data column the specification reads besides unit and time."""
+        return list(dict.fromkeys([self.outcome, *(p.variable for p in self.predictors)]))
+
+
+@dataclass(frozen=True)
+class Design:
+    """The numeric problem of one treated unit: validated, unscaled, reusable.
+
+    Column 0 of ``predictors`` and ``outcome`` is the treated unit, the others are the
+    donors in ``units[1:]`` order.
+
+    Attributes
+    ----------
+    spec : Spec
+        The single-treated specification.
+    units : tuple
+        Treated unit first, then donors.
+    periods : tuple
+        Periods of the path (every period with the treated unit's outcome).
+    predictor_labels : tuple of str
+    predictors : ndarray, shape (K, N)
+        Unscaled predictor values.
+    outcome : ndarray, shape (T, N)
+        Outcome over ``periods``.
+    fit_mask, post_mask : ndarray of bool, shape (T,)
+        Fit-window periods and post-treatment periods.
+    dropped_donors : tuple
+        Donors removed by ``drop_incomplete_donors``, with their reason.
+    """
+
+    spec: Spec
+    units: tuple
+    periods: tuple
+    predictor_labels: tuple
+    predictors: np.ndarray
+    outcome: np.ndarray
+    fit_mask: np.ndarray
+    post_mask: np.ndarray
+    dropped_donors: tuple = field(default=())
+
+    @property
+    def treated(self) -> Hashable:
+        return self.units[0]
+
+    @property
+    def donors(self) -> tuple:
+        return self.units[1:]
+
+    @property
+    def pre_mask(self) -> np.ndarray:
+        """Fit-window periods before treatment (the pre-period of inference)."""
+        return self.fit_mask & ~self.post_mask
+
+    def scaled_predictors(self, columns: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Predictors of the given columns divided by their standard deviation across
+        those units (R Synth's scaling); returns ``(scaled, standard_deviations)``."""
+        X = self.predictors[:, columns]
+        sd = X.std(axis=1, ddof=1)
+        return X / sd[:, None], sd
+
+    def relabel(self, treated_position: int) -> "Design":
+        """The design with the unit at ``treated_position`` as treated and the current
+        treated unit removed: the problem of an in-space placebo."""
+        order = [treated_position] + [
+            i for i in range(1, len(self.units)) if i != treated_position
+        ]
+        spec = replace(self.spec, treated=self.units[treated_position], donors=tuple(self.units[i] for i in order[1:]))
+        return replace(
+            self,
+            spec=spec,
+            units=tuple(self.units[i] for i in order),
+            predictors=self.predictors[:, order],
+            outcome=self.outcome[:, order],
+        )
+
+    def without_donors(self, donors: Sequence[Hashable]) -> "Design":
+        """The design with some donors removed (leave-one-out)."""
+        keep = [0] + [i for i, u in enumerate(self.units) if i > 0 and u not in set(donors)]
+        return replace(
+            self,
+            spec=replace(self.spec, donors=tuple(self.units[i] for i in keep[1:])),
+            units=tuple(self.units[i] for i in keep),
+            predictors=self.predictors[:, keep],
+            outcome=self.outcome[:, keep],
+        )
+
+
+def prepare(panel: Panel, spec: Spec) -> Design:
+    """Check ``spec`` against ``panel`` and build the numeric problem.
+
+    ``spec`` must have a single treated unit (see :meth:`Spec.for_treated`).
+
+    Raises
+    ------
+    SpecError, DonorPoolError, PredictorError, MissingDataError
+        With the unit, period or predictor at fault and how to fix it.
+    """
+    treated = spec.treated_units[0]
+    donors = _donor_pool(panel, spec, treated)
+    fit_periods = _fit_periods(panel, spec)
+    predictors = spec.predictors or tuple(at(spec.outcome, p) for p in fit_periods)
+    _check_predictor_windows(panel, spec, predictors)
+
+    values = {p.label: _predictor_values(panel, p, (treated, *donors)) for p in predictors}
+    outcome = panel.values[spec.outcome]
+    periods = tuple(p for p in panel.periods if np.isfinite(outcome.at[p, treated]))
+    missing_fit = [p for p in fit_periods if p not in periods]
+    if missing_fit:
+        raise MissingDataError(
+            f"outcome '{spec.outcome}' is missing for treated unit {treated!r} in fit-window "
+            f"period(s) {missing_fit}; shorten fit_window or fill the data"
+        )
+    if not any(p >= spec.treatment_start for p in periods):
+        raise MissingDataError(
+            f"outcome '{spec.outcome}' of treated unit {treated!r} has no value from "
+            f"treatment_start={spec.treatment_start!r} on; there is no post-period to evaluate"
+        )
+    donors, dropped = _screen_donors(panel, spec, treated, donors, values, periods)
+    units = (treated, *donors)
+    X = np.array([[values[label][u] for u in units] for label in values])
+    _check_variation(X, list(values))
+    time_index = np.array(periods, dtype=object)
+    return Design(
+        spec=replace(spec, treated=treated, donors=tuple(donors)),
+        units=units,
+        periods=periods,
+        predictor_labels=tuple(values),
+        predictors=X,
+        outcome=panel.matrix(spec.outcome, periods, units),
+        fit_mask=np.array([fit_periods[0] <= p <= fit_periods[-1] for p in time_index]),
+        post_mask=np.array([p >= spec.treatment_start for p in time_index]),
+        dropped_donors=tuple(dropped),
+    )
+
+
+def _donor_pool(panel: Panel, spec: Spec, treated: Hashable) -> list:
+    if treated not in panel.values[spec.outcome].columns:
+        sample = ", ".join(map(repr, panel.units[:8]))
+        raise SpecError(
+            f"treated unit {treated!r} is not in column '{spec.unit}' of the data "
+            f"(units include {sample}, ...); check the spelling"
+        )
+    excluded = set(spec.exclude)
+    if spec.donors is None:
+        donors = [u for u in panel.units if u != treated and u not in excluded]
+    else:
+        donors = [d for d in spec.donors if d not in excluded]
+        if treated in donors:
+            raise DonorPoolError(
+                f"treated unit {treated!r} is also in the donor pool; remove it from donors"
+            )
+        unknown = [d for d in donors if d not in panel.values[spec.outcome].columns]
+        if unknown:
+            raise DonorPoolError(
+                f"donor(s) {unknown} are not in column '{spec.unit}' of the data; check the names"
+            )
+        repeated = sorted({str(d) for d in donors if donors.count(d) > 1})
+        if repeated:
+            raise DonorPoolError(f"donor(s) {repeated} listed twice in donors; list each once")
+    if len(donors) < 2:
+        raise DonorPoolError(
+            f"the donor pool of {treated!r} has {len(donors)} unit(s); a synthetic control "
+            "needs at least two donors"
+        )
+    return donors
+
+
+def _fit_periods(panel: Panel, spec: Spec) -> list:
+    periods = list(panel.periods)
+    start = spec.treatment_start
+    if not periods[0] < start <= periods[-1]:
+        raise SpecError(
+            f"treatment_start={start!r} is outside the data's periods "
+            f"({periods[0]!r} to {periods[-1]!r}); it must leave at least one period before "
+            "and one from treatment on"
+        )
+    if spec.fit_window is None:
+        return [p for p in periods if p < start]
+    first, last = spec.fit_window
+    if last < first:
+        raise SpecError(f"fit_window={spec.fit_window!r} ends before it starts")
+    if last >= start:
+        raise SpecError(
+            f"fit_window={spec.fit_window!r} reaches into the post-period "
+            f"(treatment_start={start!r}); end it before {start!r}"
+        )
+    window = [p for p in periods if first <= p <= last]
+    if not window:
+        raise SpecError(
+            f"fit_window={spec.fit_window!r} holds no period of the data "
+            f"({periods[0]!r} to {periods[-1]!r})"
+        )
+    return window
+
+
+def _check_predictor_windows(panel: Panel, spec: Spec, predictors: Sequence[Predictor]) -> None:
+    for predictor in predictors:
+        if predictor.variable not in panel.values:
+            raise SpecError(f"predictor {predictor.label}: variable not loaded into the panel")
+        if predictor.end >= spec.treatment_start:
+            raise SpecError(
+                f"predictor {predictor.label} uses periods from treatment_start="
+                f"{spec.treatment_start!r} on; predictors must be measured before treatment"
+            )
+        if not predictor.periods(panel.periods):
+            raise SpecError(
+                f"predictor {predictor.label} covers no period of the data "
+                f"({panel.periods[0]!r} to {panel.periods[-1]!r})"
+            )
+
+
+def _predictor_values(panel: Panel, predictor: Predictor, units: Sequence[Hashable]) -> pd.Series:
+    """Window mean per unit, skipping missing periods; NaN where a unit has none."""
+    frame = panel.values[predictor.variable].loc[predictor.periods(panel.periods), list(units)]
+    return frame.mean(axis=0, skipna=True)
+
+
+def _screen_donors(
+    panel: Panel,
+    spec: Spec,
+    treated: Hashable,
+    donors: list,
+    values: dict,
+    periods: tuple,
+) -> tuple[list, list]:
+    """Check the data the spec needs; drop or reject donors lacking some of it."""
+    for label, series in values.items():
+        if not np.isfinite(series[treated]):
+            raise MissingDataError(
+                f"treated unit {treated!r} has no value of predictor {label}; choose another "
+                "window or predictor"
+            )
+    outcome = panel.values[spec.outcome].loc[list(periods), donors]
+    reasons = {}
+    for donor in donors:
+        missing_predictors = [label for label, s in values.items() if not np.isfinite(s[donor])]
+        missing_periods = [p for p in periods if not np.isfinite(outcome.at[p, donor])]
+        if missing_predictors:
+            reasons[donor] = f"no value of predictor(s) {missing_predictors}"
+        elif missing_periods:
+            reasons[donor] = f"outcome '{spec.outcome}' missing in period(s) {missing_periods}"
+    if reasons and not spec.drop_incomplete_donors:
+        donor, reason = next(iter(reasons.items()))
+        raise MissingDataError(
+            f"donor {donor!r} has {reason} ({len(reasons)} donor(s) incomplete in all); "
+            "fill the data, remove the donor, or set drop_incomplete_donors=True"
+        )
+    if reasons:
+        warnings.warn(
+            f"dropped {len(reasons)} incomplete donor(s) for {treated!r}: "
+            + "; ".join(f"{d!r}: {r}" for d, r in reasons.items()),
+            DroppedDonorsWarning,
+            stacklevel=4,
+        )
+    kept = [d for d in donors if d not in reasons]
+    if len(kept) < 2:
+        raise DonorPoolError(
+            f"only {len(kept)} donor(s) of {treated!r} have the data the specification needs; "
+            "a synthetic control needs at least two"
+        )
+    return kept, [(d, r) for d, r in reasons.items()]
+
+
+def _check_variation(X: np.ndarray, labels: list[str]) -> None:
+    sd = X.std(axis=1)
+    scale = np.maximum(np.abs(X).max(axis=1), 1e-300)
+    constant = [label for label, s, m in zip(labels, sd, scale) if s <= 1e-12 * m]
+    if constant:
+        raise PredictorError(
+            f"predictor(s) {constant} take the same value for every unit, so they cannot be "
+            "scaled or matched on; remove them from predictors"
+        )
