@@ -13,9 +13,7 @@ benchmark can call it as a subprocess::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import io
 import json
 import sys
 import time
@@ -49,6 +47,8 @@ class PeerFit:
         Predictor weights V ``{label: weight}`` where the peer exposes them.
     seconds : float
         Wall time of the peer call only (``time.perf_counter``).
+    cpu_seconds : float
+        CPU time of this process over the same call (``time.process_time``).
     note : str
         How the peer's fit differs from the spec, if it does.
     error : str or None
@@ -59,8 +59,25 @@ class PeerFit:
     weights: dict[str, float] = field(default_factory=dict)
     predictor_weights: dict[str, float] | None = None
     seconds: float = float("nan")
+    cpu_seconds: float = float("nan")
     note: str = ""
     error: str | None = None
+
+
+class _Clock:
+    """Wall and CPU time of a block.
+
+    Wall time is the benchmark figure; CPU time shows how much of it was
+    waiting for cores on a shared machine.
+    """
+
+    def __enter__(self) -> _Clock:
+        self.wall, self.cpu = -time.perf_counter(), -time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter()
+        self.cpu += time.process_time()
 
 
 def predictor_label(pred: dict[str, Any]) -> str:
@@ -139,7 +156,10 @@ def _guarded(peer: str) -> Callable[[Callable[..., PeerFit]], Callable[..., Peer
     return wrap
 
 
-def _pysyncon_split(preds: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+Predictors = list[dict[str, Any]]
+
+
+def _pysyncon_split(preds: Predictors) -> tuple[Predictors, Predictors]:
     """Split predictors into pysyncon's plain ``predictors`` and the rest.
 
     The leading run of means sharing the first window goes to ``predictors``
@@ -147,7 +167,7 @@ def _pysyncon_split(preds: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
     Taking only a leading run keeps pysyncon's row order (plain first, then
     special) equal to the spec's order.
     """
-    lead: list[dict[str, Any]] = []
+    lead: Predictors = []
     for pred in preds:
         if pred["op"] != "mean" or (lead and predictor_periods(pred) != predictor_periods(lead[0])):
             break
@@ -157,49 +177,69 @@ def _pysyncon_split(preds: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
 
 @_guarded("pysyncon")
 def fit_pysyncon(df: pd.DataFrame, spec: dict[str, Any]) -> PeerFit:
-    """Fit with pysyncon's ``Synth`` (Nelder-Mead over V, equal start)."""
+    """Fit with pysyncon's ``Synth`` (Nelder-Mead over V from equal weights).
+
+    The spec maps one-to-one onto ``Dataprep``; the timed call covers
+    ``Dataprep`` (predictor aggregation) and ``Synth.fit``.
+    """
     from pysyncon import Dataprep, Synth
 
     lead, special = _pysyncon_split(spec["predictors"])
     donors = donor_pool(df, spec)
-    t0 = time.perf_counter()
-    prep = Dataprep(
-        foo=df,
-        predictors=[p["var"] for p in lead],
-        predictors_op="mean",
-        # With no plain predictors pysyncon still requires rows in this range.
-        time_predictors_prior=predictor_periods(lead[0]) if lead else _fit_periods(spec),
-        special_predictors=[(p["var"], predictor_periods(p), "mean") for p in special] or None,
-        dependent=spec["outcome"],
-        unit_variable=spec["unit"],
-        time_variable=spec["time"],
-        treatment_identifier=spec["treated"],
-        controls_identifier=donors,
-        time_optimize_ssr=_fit_periods(spec),
-    )
-    synth = Synth()
-    synth.fit(dataprep=prep)
-    seconds = time.perf_counter() - t0
+    with _Clock() as clock:
+        prep = Dataprep(
+            foo=df,
+            predictors=[p["var"] for p in lead],
+            predictors_op="mean",
+            # With no plain predictors pysyncon still requires rows in this range.
+            time_predictors_prior=predictor_periods(lead[0]) if lead else _fit_periods(spec),
+            special_predictors=[(p["var"], predictor_periods(p), "mean") for p in special] or None,
+            dependent=spec["outcome"],
+            unit_variable=spec["unit"],
+            time_variable=spec["time"],
+            treatment_identifier=spec["treated"],
+            controls_identifier=donors,
+            time_optimize_ssr=_fit_periods(spec),
+        )
+        synth = Synth()
+        synth.fit(dataprep=prep)
     labels = [predictor_label(p) for p in spec["predictors"]]
     return PeerFit(
         peer="pysyncon",
         weights={str(u): float(w) for u, w in zip(synth.W_names, synth.W)},
         predictor_weights=dict(zip(labels, map(float, synth.V))),
-        seconds=seconds,
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
     )
 
 
-def _constant_panel(df: pd.DataFrame, spec: dict[str, Any], periods: list[int]) -> pd.DataFrame:
+def _constant_panel(df: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
     """Long panel of the outcome plus each predictor as a time-constant column.
 
-    Columns are ``p0, p1, ...`` (spec order) so no peer has to parse labels.
+    Only the treated unit and donors, and only the fit window and the
+    post-treatment periods, are kept, so a peer's "pre-treatment" is exactly
+    the fit window.
+
+    Returns
+    -------
+    panel : pandas.DataFrame
+        Sorted by unit then time.
+    features : list of str
+        The predictor columns ``__p0, __p1, ...`` in spec order (neutral names
+        so no peer has to parse labels).
     """
     units = [spec["treated"], *donor_pool(df, spec)]
     preds = predictor_table(df, spec, units)
-    preds.columns = [f"p{i}" for i in range(preds.shape[1])]
+    preds.columns = [f"__p{i}" for i in range(preds.shape[1])]
+    periods = _fit_periods(spec) + _post_periods(df, spec)
     keep = df[df[spec["unit"]].isin(units) & df[spec["time"]].isin(periods)]
     panel = keep[[spec["unit"], spec["time"], spec["outcome"]]].join(preds, on=spec["unit"])
-    return panel.sort_values([spec["unit"], spec["time"]]).reset_index(drop=True)
+    panel = panel.sort_values([spec["unit"], spec["time"]]).reset_index(drop=True)
+    return panel, list(preds.columns)
+
+
+def _post_periods(df: pd.DataFrame, spec: dict[str, Any]) -> list[int]:
+    return sorted(t for t in df[spec["time"]].unique() if t >= spec["treatment_start"])
 
 
 SCM_NOTE = (
@@ -208,9 +248,10 @@ SCM_NOTE = (
     "predictor was precomputed with its own window and passed as a "
     "time-constant column (so its pre-period mean is exactly the spec value), "
     "the outcome column excluded from the covariates, and the panel cut to the "
-    "fit window plus post-treatment periods so that its outcome loss runs over "
-    "the fit window. V: L-BFGS-B from equal weights plus 9 Dirichlet restarts "
-    "(n_optim=10, random_seed=0, pen=0). Predictor precomputation is not timed."
+    "fit window plus post-treatment periods so that its outcome loss (a sum, "
+    "not a mean: same minimiser) runs over the fit window. V: L-BFGS-B from "
+    "equal weights plus 9 Dirichlet restarts (package defaults n_optim=10, "
+    "random_seed=0, pen=0). Predictor precomputation is not timed."
 )
 
 
@@ -219,22 +260,19 @@ def fit_scm(df: pd.DataFrame, spec: dict[str, Any]) -> PeerFit:
     """Fit with SyntheticControlMethods' ``Synth`` (package defaults)."""
     from SyntheticControlMethods import Synth
 
-    post = sorted(t for t in df[spec["time"]].unique() if t >= spec["treatment_start"])
-    panel = _constant_panel(df, spec, _fit_periods(spec) + post)
-    t0 = time.perf_counter()
-    # The package prints optimiser progress on stdout; keep the CLI's clean.
-    with contextlib.redirect_stdout(io.StringIO()):
+    panel, _ = _constant_panel(df, spec)
+    with _Clock() as clock:
         synth = Synth(panel, spec["outcome"], spec["unit"], spec["time"],
                       spec["treatment_start"], spec["treated"],
                       exclude_columns=[spec["outcome"]])
-    seconds = time.perf_counter() - t0
     data = synth.original_data
     labels = [predictor_label(p) for p in spec["predictors"]]
     return PeerFit(
         peer="scm",
         weights={str(u): float(w) for u, w in zip(data.control_units, data.w.ravel())},
         predictor_weights=dict(zip(labels, map(float, data.v))),
-        seconds=seconds,
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
         note=SCM_NOTE,
     )
 
@@ -260,28 +298,25 @@ def fit_scpi(df: pd.DataFrame, spec: dict[str, Any]) -> PeerFit:
     from scpi_pkg.funs import V_prep, b_est, w_constr_prep
     from scpi_pkg.scdata import scdata
 
-    fit = _fit_periods(spec)
-    post = sorted(t for t in df[spec["time"]].unique() if t >= spec["treatment_start"])
-    panel = _constant_panel(df, spec, fit + post)
-    features = [c for c in panel.columns if c.startswith("p") and c[1:].isdigit()]
+    panel, features = _constant_panel(df, spec)
     panel[features] = panel[features] / panel.groupby(spec["unit"])[features].first().std()
     donors = donor_pool(df, spec)
-    t0 = time.perf_counter()
-    data = scdata(df=panel, id_var=spec["unit"], time_var=spec["time"],
-                  outcome_var=spec["outcome"], period_pre=np.array(fit),
-                  period_post=np.array(post), unit_tr=spec["treated"],
-                  unit_co=donors, features=features, verbose=False)
-    v_mat = V_prep("separate", data.B, data.T0_features, 1)
-    w_constr = w_constr_prep({"name": "simplex"}, ["name"], data.A, data.B, v_mat,
-                             data.J, data.KM)
-    w = b_est(A=data.A, Z=data.B, J=data.J, KM=data.KM, w_constr=w_constr, V=v_mat)
-    seconds = time.perf_counter() - t0
+    with _Clock() as clock:
+        data = scdata(df=panel, id_var=spec["unit"], time_var=spec["time"],
+                      outcome_var=spec["outcome"], period_pre=np.array(_fit_periods(spec)),
+                      period_post=np.array(_post_periods(df, spec)), unit_tr=spec["treated"],
+                      unit_co=donors, features=features, verbose=False)
+        v_mat = V_prep("separate", data.B, data.T0_features, 1)
+        w_constr = w_constr_prep({"name": "simplex"}, ["name"], data.A, data.B, v_mat,
+                                 data.J, data.KM)
+        w = b_est(A=data.A, Z=data.B, J=data.J, KM=data.KM, w_constr=w_constr, V=v_mat)
     # scdata names B's columns "<treated>_<donor>"; map back to donor names.
-    names = [c.split("_", 1)[1] for c in data.B.columns]
+    names = [c[len(f"{spec['treated']}_"):] for c in data.B.columns]
     return PeerFit(
         peer="scpi",
         weights={n: float(x) for n, x in zip(names, np.ravel(w)[: data.J])},
-        seconds=seconds,
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
         note=SCPI_NOTE,
     )
 
@@ -327,7 +362,12 @@ def _version(peer: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one peer on one dataset (plus optional placebos) and write JSON."""
+    """Run one peer on one dataset (plus optional placebos) and write JSON.
+
+    Results go only to ``--json``: stdout may carry the peers' own progress
+    output (SyntheticControlMethods makes Fortran L-BFGS-B print, which
+    Python cannot redirect), so callers should discard it.
+    """
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", required=True, choices=["basque", "california", "texas"])
     ap.add_argument("--peer", required=True, choices=sorted(ADAPTERS))
@@ -343,14 +383,22 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": args.dataset, "peer": args.peer, "version": _version(args.peer),
         "spec": spec, "fit": _record(ADAPTERS[args.peer](df, spec), df, spec),
     }
+    _write(args.json, result)
     if args.placebo_units:
         rng = np.random.default_rng(args.seed)
         units = list(rng.choice(spec["donors"], size=args.placebo_units, replace=False))
-        fits = placebo_fits(args.peer, df, spec, units)
-        result["placebos"] = {
-            str(u): _record(f, df, placebo_spec(spec, spec["donors"], u)) for u, f in fits.items()
-        }
-    args.json.write_text(json.dumps(result, indent=2, default=str))
+        result["placebos"] = {}
+        # Rewritten after every placebo so a run cut short by a timeout
+        # still leaves the fits it finished.
+        for unit in units:
+            fit = placebo_fits(args.peer, df, spec, [unit])[unit]
+            result["placebos"][str(unit)] = _record(fit, df, placebo_spec(spec, spec["donors"], unit))
+            _write(args.json, result)
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
+    """Write the result JSON (non-JSON values such as numpy ints as strings)."""
+    path.write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -11,13 +11,26 @@ reaches and the bound it cannot beat, and fast, deterministic permutation infere
 True
 """
 
-from . import datasets
+from . import datasets, variants  # variants: registers the non-classic estimators
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is public)
 from .errors import SynthControlError
 from .estimators import cross_validate_predictor_weights, fit
+from .inference import (
+    ConformalResult,
+    InTimePlaceboResult,
+    LeaveOneOutResult,
+    PlaceboResult,
+    PooledResult,
+    conformal,
+    in_time_placebo,
+    leave_one_out,
+    placebo_test,
+    pooled_test,
+)
 from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
+from .speccurve import SpecCurveResult, specification_curve, standard_specs
 
 __version__ = "0.1.0"
 
@@ -35,4 +48,18 @@ __all__ = [
     "SynthResults",
     "SynthControlError",
     "datasets",
+    "variants",
+    "specification_curve",
+    "standard_specs",
+    "SpecCurveResult",
+    "placebo_test",
+    "in_time_placebo",
+    "leave_one_out",
+    "pooled_test",
+    "conformal",
+    "PlaceboResult",
+    "InTimePlaceboResult",
+    "LeaveOneOutResult",
+    "PooledResult",
+    "ConformalResult",
 ]

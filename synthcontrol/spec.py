@@ -163,8 +163,11 @@ class Spec:
             donors = self.donors[treated]
         elif self.donors is None:
             donors = None
+        elif len(self.treated_units) > 1:
+            # A pool shared by several treated units may list them all; none is a donor.
+            donors = [d for d in self.donors if d not in self.treated_units]
         else:
-            donors = [d for d in self.donors if d not in others]
+            donors = list(self.donors)
         return replace(
             self,
             treated=treated,

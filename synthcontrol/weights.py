@@ -362,7 +362,34 @@ def _best_outcome_on_face(
         return None
     if u.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
         return None
-    return _clean_simplex(np.maximum(np.asarray(u.value, float), 0.0))
+    approximate = np.maximum(np.asarray(u.value, float), 0.0)
+    return _polish_on_support(C / scale, residual / scale, Z0 - z1[:, None], approximate)
+
+
+def _polish_on_support(
+    A: FloatArray, target: FloatArray, D: FloatArray, u: FloatArray
+) -> FloatArray:
+    """Exact minimiser of ``|D u|^2`` subject to ``A u = target``, ``sum(u) = 1`` on the
+    support of the interior-point answer ``u``, when it stays non-negative.
+
+    Interior-point solvers stop about 1e-6 short of the face; solving the equality-
+    constrained KKT system on the identified support recovers the exact vertex.
+    """
+    support = np.flatnonzero(u > 1e-6 * u.max())
+    constraints = np.vstack([A[:, support], np.ones((1, support.size))])
+    rhs = np.append(target, 1.0)
+    n, m = support.size, constraints.shape[0]
+    kkt = np.zeros((n + m, n + m))
+    kkt[:n, :n] = D[:, support].T @ D[:, support]
+    kkt[:n, n:] = constraints.T
+    kkt[n:, :n] = constraints
+    exact = np.linalg.lstsq(kkt, np.append(np.zeros(n), rhs), rcond=None)[0][:n]
+    feasible = np.max(np.abs(constraints @ exact - rhs)) <= 1e-12 * max(1.0, float(np.max(np.abs(rhs))))
+    if not feasible or exact.min() < 0 or np.sum((D[:, support] @ exact) ** 2) > np.sum((D @ u) ** 2):
+        return _clean_simplex(u)
+    polished = np.zeros_like(u)
+    polished[support] = exact
+    return _clean_simplex(polished)
 
 
 # ------------------------------------------------------------------ outer search
@@ -399,8 +426,8 @@ class _NestedProblem:
     """``L(v)`` and ``dL/dv`` for one nested problem, counting inner solves.
 
     Holds what does not change with ``v`` (the discrepancy matrices and the NNLS
-    system's buffer) so that each evaluation is one NNLS solve plus one small
-    KKT solve.
+    system's buffer) so that each evaluation is one NNLS solve plus, for the
+    gradient, one small KKT solve.
     """
 
     def __init__(self, x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray):
@@ -638,6 +665,13 @@ def choose_predictor_weights(
         if loss <= lower_bound + _loss_tolerance(z1, Z0, lower_bound):
             return _finish(problem, x1, X0, z1, Z0, v_cert, lower_bound, [loss], True)
 
+    equal = np.full(x1.size, 1.0 / x1.size)
+    if _matches_exactly(problem, equal):
+        # x1 = X0 w is attainable, so for every v > 0 the inner optimum is the same
+        # face {w : X0 w = x1}: v is irrelevant and the tie-breaking rule decides.
+        loss = problem.loss(problem.weights(equal))
+        return _finish(problem, x1, X0, z1, Z0, equal, lower_bound, [loss], True)
+
     X_all = np.column_stack([x1, X0])
     Z_all = np.column_stack([z1, Z0])
     starts = _starting_points(X_all, Z_all, n_random_starts, rng)
@@ -653,6 +687,12 @@ def choose_predictor_weights(
     return _finish(
         problem, x1, X0, z1, Z0, best[0], lower_bound, [r[1] for r in results], converged
     )
+
+
+def _matches_exactly(problem: _NestedProblem, v: FloatArray) -> bool:
+    """Whether some donor weights reproduce the treated predictors (to round-off)."""
+    residual = problem.C @ problem.weights(v)
+    return float(residual @ residual) <= 1e-24 * max(float(np.max(problem.C**2)), 1e-300)
 
 
 def _loss_tolerance(z1: FloatArray, Z0: FloatArray, lower_bound: float) -> float:
@@ -671,20 +711,6 @@ def _differential_evolution(
     )
     polished = _gradient_search(problem, simplex, simplex.to_v(result.x), max_iterations)
     return polished if polished[1] <= result.fun else (simplex.to_v(result.x), float(result.fun), True)
-
-
-def _differential_evolution(
-    problem: _LossWithGradient, K: int, rng: np.random.Generator, floor: float
-) -> tuple[FloatArray, float, bool]:
-    def loss_of(u: FloatArray) -> float:
-        return problem.loss(problem.weights(_to_simplex(u, floor)))
-
-    result = optimize.differential_evolution(
-        loss_of, [(0.0, 1.0)] * K, seed=rng, tol=1e-10, polish=False, maxiter=200
-    )
-    v = _to_simplex(result.x, floor)
-    polished = _local_search(problem, v, 200, floor)
-    return polished if polished[1] <= result.fun else (v, float(result.fun), True)
 
 
 def _finish(

@@ -1,0 +1,27 @@
+"""Permutation and conformal inference for synthetic controls.
+
+Every routine refits through :func:`synthcontrol.estimators.fit_design` and spreads
+its fits over workers in one place, :mod:`synthcontrol.inference.runner`.
+"""
+
+from .conformal import ConformalResult, conformal
+from .in_time import InTimePlaceboResult, in_time_placebo
+from .leave_one_out import LeaveOneOutResult, leave_one_out
+from .placebo import ADH_CUTOFFS, PlaceboResult, placebo_test
+from .pooled import PooledResult, pooled_test
+from .runner import RunLog
+
+__all__ = [
+    "placebo_test",
+    "in_time_placebo",
+    "leave_one_out",
+    "pooled_test",
+    "conformal",
+    "PlaceboResult",
+    "InTimePlaceboResult",
+    "LeaveOneOutResult",
+    "PooledResult",
+    "ConformalResult",
+    "RunLog",
+    "ADH_CUTOFFS",
+]

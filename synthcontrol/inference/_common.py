@@ -1,0 +1,153 @@
+"""Pieces shared by the inference routines: the refit task sent to workers, the
+checkpoint set-up, and the rank and RMSPE helpers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from ..errors import DonorPoolError, SpecError
+from ..estimators import fit_design
+from ..results import FitOptions, SynthResult
+from ..spec import Design
+from .runner import Checkpoint, fingerprint
+
+__all__ = ["Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result"]
+
+
+@dataclass(frozen=True)
+class Refit:
+    """One refit sent to a worker: a design (shared, small), how to alter it, and how
+    to choose its predictor weights.
+
+    ``relabel`` makes that column the treated unit (an in-space placebo); ``drop``
+    removes donors (leave-one-out). The worker applies them, so the parent builds
+    the design arrays once.
+    """
+
+    design: Design
+    options: FitOptions
+    relabel: int | None = None
+    drop: tuple = ()
+    predictor_weights: tuple | None = None
+    extra_starts: tuple = ()
+
+
+def refit(job: Refit) -> dict:
+    """Fit ``job`` and return a JSON-ready record: gap path, weights, losses."""
+    design = job.design
+    if job.relabel is not None:
+        design = design.relabel(job.relabel)
+    if job.drop:
+        design = design.without_donors(job.drop)
+    v = None if job.predictor_weights is None else np.asarray(job.predictor_weights, dtype=float)
+    result = fit_design(
+        design,
+        predictor_weights=v,
+        options=job.options,
+        extra_starts=tuple(np.asarray(s, dtype=float) for s in job.extra_starts),
+    )
+    return record(result)
+
+
+def record(result: SynthResult) -> dict:
+    """The numbers inference needs from a fit, as plain Python values."""
+    return {
+        "gap": result.path["gap"].to_numpy().tolist(),
+        "weights": result.solution.weights.tolist(),
+        "predictor_weights": result.solution.predictor_weights.tolist(),
+        "loss_v": float(result.loss_v),
+        "lower_bound": float(result.lower_bound),
+        "certified": bool(result.solution.certified),
+    }
+
+
+def design_parts(design: Design) -> tuple:
+    """Everything a refit of ``design`` depends on, for :func:`fingerprint`."""
+    return (
+        design.spec,
+        design.units,
+        design.periods,
+        design.predictor_labels,
+        np.asarray(design.predictors, dtype=float),
+        np.asarray(design.outcome, dtype=float),
+        np.asarray(design.fit_mask),
+        np.asarray(design.post_mask),
+    )
+
+
+def refit_key(job: Refit) -> str:
+    """Fingerprint of what the numbers of a refit depend on: the altered design's
+    arrays (not its Spec, whose exclusions differ between the treated units of one
+    study while the fit does not), the options and the predictor weights given or
+    used as starts. Equal keys mean equal fits, so a fit can be shared."""
+    design = job.design if job.relabel is None else job.design.relabel(job.relabel)
+    if job.drop:
+        design = design.without_donors(job.drop)
+    return fingerprint(*design_parts(design)[1:], job.options, job.predictor_weights, job.extra_starts)
+
+
+def open_checkpoint(
+    directory: str | os.PathLike | None, kind: str, jobs: Sequence[object], keys: Sequence[Hashable]
+) -> Checkpoint | None:
+    """The checkpoint of a job made of ``jobs`` (None without a directory).
+
+    The fingerprint covers the kind of job, every task input (designs, options,
+    predictor weights, starts) and the task keys.
+    """
+    if directory is None:
+        return None
+    parts: list[object] = [kind, *map(str, keys)]
+    for job in jobs:
+        if isinstance(job, Refit):
+            parts += [*design_parts(job.design), job.options, job.relabel, job.drop,
+                      job.predictor_weights, job.extra_starts]
+        else:
+            parts.append(job)
+    return Checkpoint(directory, fingerprint(*parts), [str(k) for k in keys])
+
+
+def conservative_rank(values: np.ndarray, descending: bool = True) -> np.ndarray:
+    """Rank of each value counting ties against it: the number of values at least as
+    extreme (1 = most extreme). Values equal up to round-off count as ties.
+
+    Examples
+    --------
+    >>> conservative_rank(np.array([3.0, 1.0, 3.0, 2.0]))
+    array([2, 4, 2, 3])
+    """
+    x = np.asarray(values, dtype=float)
+    a, b = (x[None, :], x[:, None]) if descending else (x[:, None], x[None, :])
+    at_least = (a > b) | np.isclose(x[None, :], x[:, None], rtol=1e-10, atol=0.0)
+    return at_least.sum(axis=1)
+
+
+def rmspe(gaps: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Root mean squared gap over the rows in ``mask``, per column."""
+    return np.sqrt(np.mean(np.asarray(gaps)[mask] ** 2, axis=0))
+
+
+def frozen(array: object, dtype: object = float) -> np.ndarray:
+    """A read-only copy (results never share writable arrays with the caller)."""
+    out = np.array(array, dtype=dtype, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+def check_result(result: object, routine: str, min_donors: int = 2) -> SynthResult:
+    """``result`` if it is one fitted synthetic control with at least ``min_donors``
+    donors, else a clear error."""
+    if not isinstance(result, SynthResult):
+        raise SpecError(
+            f"{routine} needs one SynthResult (from sc.fit with a single treated unit), got "
+            f"{type(result).__name__}; for several treated units pass each result, or use pooled_test"
+        )
+    if len(result.donors) < min_donors:
+        raise DonorPoolError(
+            f"{routine} refits {result.treated!r} with one donor fewer, so it needs at least "
+            f"{min_donors} donors; the fit has {len(result.donors)}: add donors"
+        )
+    return result

@@ -1,0 +1,285 @@
+"""In-time placebos (Abadie, Diamond and Hainmueller 2015): the same specification with
+the treatment start moved back into the pre-period.
+
+How the specification is moved to a fake start ``f``:
+
+* the fit window keeps its first period and ends at the last period before ``f``;
+* a predictor window reaching ``f`` or later is clipped to end at the last period
+  before ``f`` (``lnincome(1980-1988)`` becomes ``lnincome(1980-1984)`` for
+  ``f = 1985``); a predictor starting at ``f`` or later is dropped;
+* with no predictors declared (the outcome in every fit-window period) the
+  predictors follow the new fit window;
+* the donors are the original fit's donors; user-given predictor weights are kept
+  for the predictors that remain.
+
+The fake effect is the gap between ``f`` and the real treatment start, the window in
+which no effect should appear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Hashable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import SpecError
+from ..estimators import prepare_designs
+from ..panel import Panel
+from ..results import Summary, SynthResult
+from ..spec import Design, Predictor, Spec
+from ._common import Refit, check_result, frozen, refit, rmspe
+from .runner import RunLog, run_tasks
+
+__all__ = ["in_time_placebo", "InTimePlaceboResult", "shift_spec"]
+
+
+@dataclass(frozen=True, eq=False)
+class InTimePlaceboResult:
+    """Fits of the treated unit with fake treatment starts.
+
+    Attributes
+    ----------
+    treated : hashable
+    fake_starts : tuple
+    treatment_start : hashable
+        The real start.
+    periods : tuple
+    gap_matrix : ndarray, shape (T, F)
+        Gap of each fake-start fit over every period.
+    pre_masks, fake_masks : ndarray of bool, shape (F, T)
+        Each fit's pre-period (its fit window) and fake post-period (from the fake
+        start to the period before the real start).
+    predictors : tuple of tuple of str
+        Predictor labels each fit used (after clipping and dropping).
+    real_ratio, real_average_effect : float
+        The original fit's post/pre RMSPE ratio and average effect, for comparison.
+    time, outcome : str
+    run : RunLog
+    """
+
+    treated: Hashable
+    fake_starts: tuple
+    treatment_start: Hashable
+    periods: tuple
+    gap_matrix: np.ndarray
+    pre_masks: np.ndarray
+    fake_masks: np.ndarray
+    predictors: tuple
+    real_ratio: float
+    real_average_effect: float
+    time: str
+    outcome: str
+    run: RunLog
+
+    def __repr__(self) -> str:
+        effects = ", ".join(f"{f}: {e:.4g}" for f, e in self.table["fake_effect"].items())
+        return f"<InTimePlaceboResult: {self.treated!r}, fake effects {effects}>"
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per fake start: pre-period RMSPE, RMSPE and average gap between the
+        fake and the real start, their ratio, and the predictors used."""
+        rows = {}
+        for i, start in enumerate(self.fake_starts):
+            gap = self.gap_matrix[:, i]
+            pre = rmspe(gap, self.pre_masks[i])
+            fake = rmspe(gap, self.fake_masks[i])
+            rows[start] = {
+                "pre_rmspe": float(pre),
+                "fake_rmspe": float(fake),
+                "ratio": float(fake / pre) if pre > 0 else np.inf,
+                "fake_effect": float(gap[self.fake_masks[i]].mean()),
+                "n_fit_periods": int(self.pre_masks[i].sum()),
+                "predictors": ", ".join(self.predictors[i]),
+            }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("fake_start")
+
+    @property
+    def fake_effect(self) -> float:
+        """Average fake effect of the first fake start."""
+        return float(self.table["fake_effect"].iloc[0])
+
+    @property
+    def gaps(self) -> pd.DataFrame:
+        """Gap paths, periods by fake start."""
+        return pd.DataFrame(
+            self.gap_matrix,
+            index=pd.Index(self.periods, name=self.time),
+            columns=pd.Index(self.fake_starts, name="fake_start"),
+        )
+
+    def summary(self) -> Summary:
+        """Fake-start table (prints nothing)."""
+        return Summary(
+            f"In-time placebos for {self.treated}",
+            {"Fake starts": self.table},
+            (
+                f"Real treatment start {self.treatment_start}: post/pre RMSPE ratio "
+                f"{self.real_ratio:.4g}, average effect {self.real_average_effect:.4g}.",
+                "Fit windows end before each fake start; predictor windows are clipped to "
+                "end before it, and predictors starting at or after it are dropped.",
+            ),
+        )
+
+    def plot(self, ax=None):
+        """Gap paths of the fake starts; returns the Axes."""
+        from .plots import plot_in_time
+
+        return plot_in_time(self, ax=ax)
+
+
+def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], donors: Sequence[Hashable]) -> Spec:
+    """``spec`` with its treatment moved back to ``fake_start`` (see the module notes).
+
+    Examples
+    --------
+    >>> from synthcontrol import Spec, at, mean
+    >>> spec = Spec(outcome="y", treated="A", treatment_start=1989, fit_window=(1970, 1988),
+    ...             predictors=[mean("x", 1980, 1988), at("y", 1975), at("y", 1988)])
+    >>> moved = shift_spec(spec, 1985, range(1970, 2001), ["B", "C"])
+    >>> [p.label for p in moved.predictors], moved.fit_window
+    (['x(1980-1984)', 'y(1975)'], (1970, 1984))
+    """
+    periods = list(periods)
+    start = spec.treatment_start
+    if not fake_start < start:
+        raise SpecError(f"fake_start={fake_start!r} must come before the treatment start {start!r}")
+    before = [p for p in periods if p < fake_start]
+    first = spec.fit_window[0] if spec.fit_window is not None else periods[0]
+    window = [p for p in before if p >= first]
+    if not window:
+        raise SpecError(
+            f"fake_start={fake_start!r} leaves no fit-window period before it (the fit window "
+            f"starts at {first!r}); choose a later fake_start"
+        )
+    predictors = _clip_predictors(spec.predictors, fake_start, window[-1])
+    return replace(spec, treatment_start=fake_start, fit_window=(window[0], window[-1]),
+                   predictors=predictors, donors=tuple(donors))
+
+
+def _clip_predictors(predictors: Sequence[Predictor], fake_start: Hashable, last: Hashable) -> tuple:
+    kept = tuple(
+        p if p.end < fake_start else replace(p, end=last)
+        for p in predictors
+        if p.start < fake_start
+    )
+    if predictors and not kept:
+        raise SpecError(
+            f"every predictor is measured at or after fake_start={fake_start!r}; choose a "
+            "later fake_start or predictors measured earlier"
+        )
+    return kept
+
+
+def in_time_placebo(
+    result: SynthResult,
+    fake_start: Hashable | Sequence[Hashable],
+    *,
+    data: pd.DataFrame | Panel | None = None,
+    n_jobs: int | None = 1,
+    progress: bool | Callable[[int, int], None] | None = None,
+) -> InTimePlaceboResult:
+    """Refit with the treatment start moved back to ``fake_start``.
+
+    Parameters
+    ----------
+    result : SynthResult
+    fake_start : period or sequence of periods
+        Fake treatment start(s), before the real one.
+    data : DataFrame or Panel, optional
+        The long data the result was fitted on. Needed only when a predictor
+        window has to be clipped or dropped (it is recomputed from the raw data);
+        otherwise the design is moved without it.
+    n_jobs, progress
+        As in :func:`~synthcontrol.inference.placebo_test`.
+
+    Returns
+    -------
+    InTimePlaceboResult
+
+    Raises
+    ------
+    SpecError
+        When a fake start leaves no fit period or no predictor, or when ``data``
+        is needed but not given.
+
+    Examples
+    --------
+    >>> import synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1980)],
+    ...                donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"])
+    >>> res = sc.fit(sc.datasets.load_smoking(), spec)
+    >>> placebo = sc.in_time_placebo(res, fake_start=1985)
+    >>> abs(placebo.fake_effect) < abs(res.average_effect)
+    True
+    """
+    result = check_result(result, "in_time_placebo")
+    starts = tuple(np.atleast_1d(np.asarray(fake_start, dtype=object)).tolist())
+    designs = [_shifted_design(result, start, data) for start in starts]
+    jobs = [
+        Refit(design=d, options=result.options,
+              predictor_weights=_kept_weights(result, d) if result.predictor_weights_given else None)
+        for d in designs
+    ]
+    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, progress=progress,
+                             description=f"in-time placebos of {result.treated}")
+    design = result.design
+    periods = np.array(design.periods, dtype=object)
+    shifted_periods = [np.array(d.periods, dtype=object) for d in designs]
+    return InTimePlaceboResult(
+        treated=result.treated,
+        fake_starts=starts,
+        treatment_start=design.spec.treatment_start,
+        periods=design.periods,
+        gap_matrix=frozen(np.column_stack([_align(r["gap"], p, periods) for r, p in zip(records, shifted_periods)])),
+        pre_masks=frozen([np.isin(periods, p[d.pre_mask]) for d, p in zip(designs, shifted_periods)], bool),
+        fake_masks=frozen([(periods >= s) & ~design.post_mask for s in starts], bool),
+        predictors=tuple(d.predictor_labels for d in designs),
+        real_ratio=result.post_rmspe / result.pre_rmspe,
+        real_average_effect=result.average_effect,
+        time=design.spec.time,
+        outcome=design.spec.outcome,
+        run=log,
+    )
+
+
+def _shifted_design(result: SynthResult, fake_start: Hashable, data: pd.DataFrame | Panel | None) -> Design:
+    design = result.design
+    spec = shift_spec(design.spec, fake_start, design.periods, design.donors)
+    if data is not None:
+        return prepare_designs(data, spec)[design.treated]
+    original = design.spec.predictors
+    if original and spec.predictors != original:
+        changed = sorted(set(p.label for p in original) - set(p.label for p in spec.predictors))
+        raise SpecError(
+            f"fake_start={fake_start!r} clips or drops predictor(s) {changed}, which must be "
+            "recomputed from the raw data: pass data=<the data frame given to sc.fit>"
+        )
+    periods = np.array(design.periods, dtype=object)
+    fit_mask = (periods >= spec.fit_window[0]) & (periods <= spec.fit_window[1])
+    predictors, labels = design.predictors, design.predictor_labels
+    if not original:  # the outcome in every fit period, as prepare() builds it
+        predictors = design.outcome[fit_mask]
+        labels = tuple(f"{spec.outcome}({p})" for p in periods[fit_mask])
+    return replace(design, spec=spec, predictors=predictors, predictor_labels=labels,
+                   fit_mask=fit_mask, post_mask=periods >= fake_start)
+
+
+def _kept_weights(result: SynthResult, design: Design) -> tuple:
+    """User predictor weights of the predictors kept, matched by variable and start
+    (a clipped window keeps its weight), or by label for outcome-lag predictors."""
+    def key(p: Predictor | str) -> object:
+        return (p.variable, p.start) if isinstance(p, Predictor) else p
+
+    old = result.spec.predictors or result.design.predictor_labels
+    weights = dict(zip(map(key, old), result.solution.predictor_weights))
+    return tuple(weights[key(p)] for p in design.spec.predictors or design.predictor_labels)
+
+
+def _align(gap: Sequence[float], own: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """A shifted fit's gap on the original periods (NaN where it has none)."""
+    lookup = dict(zip(own.tolist(), gap))
+    return np.array([lookup.get(p, np.nan) for p in periods.tolist()])

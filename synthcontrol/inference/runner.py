@@ -1,0 +1,270 @@
+"""The one place where inference work is spread over workers, and resumed.
+
+:func:`run_tasks` maps a module-level task over a list of inputs with
+:class:`joblib.Parallel` (no backend named, ``return_as="list"``), so that
+``joblib.parallel_config(backend="dask")`` sends the work to a Dask cluster. The
+inputs are cut into batches: after each batch the parent reports progress and,
+given a :class:`Checkpoint`, writes one small JSON file per finished task. A rerun
+with the same checkpoint directory skips the finished tasks. Results come back in
+task order and do not depend on the backend or the number of workers, because
+every task is a deterministic function of its input (seeds are fixed in the
+parent).
+
+This is the only module of synthcontrol that imports joblib.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import joblib
+import numpy as np
+
+from ..errors import CheckpointError
+
+__all__ = ["Checkpoint", "RunLog", "run_tasks", "fingerprint"]
+
+logger = logging.getLogger("synthcontrol.inference")
+
+_FORMAT = "synthcontrol-checkpoint/1"
+
+@dataclass(frozen=True)
+class RunLog:
+    """What a run did: how many tasks it computed and how many it read back.
+
+    Attributes
+    ----------
+    n_tasks : int
+        Tasks in the job.
+    n_computed : int
+        Tasks run in this call (fits actually performed).
+    n_resumed : int
+        Tasks read back from the checkpoint directory.
+    seconds : float
+        Wall time of the call.
+    """
+
+    n_tasks: int
+    n_computed: int
+    n_resumed: int
+    seconds: float
+
+
+def fingerprint(*parts: object) -> str:
+    """SHA-256 of ``parts``: arrays by dtype, shape and bytes, anything else by repr.
+
+    Two jobs share a fingerprint only when their designs, specification, options
+    and task lists are equal, which is what makes a checkpoint reusable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fingerprint(np.arange(3.0), "a") == fingerprint(np.arange(3.0), "a")
+    True
+    >>> fingerprint(np.arange(3.0)) == fingerprint(np.arange(3.0) + 1e-15)
+    False
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            array = np.ascontiguousarray(part)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes() if array.dtype != object else repr(array.tolist()).encode())
+        else:
+            digest.update(repr(part).encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+class Checkpoint:
+    """A directory holding one JSON file per finished task and a manifest.
+
+    The manifest records the job's fingerprint and task keys; a directory whose
+    manifest or task files do not match is refused with
+    :class:`~synthcontrol.errors.CheckpointError` rather than silently reused.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing.
+    fingerprint : str
+        Hash of everything the results depend on (see :func:`fingerprint`).
+    keys : sequence of str
+        A readable name per task, in task order.
+    """
+
+    def __init__(self, directory: str | os.PathLike, fingerprint: str, keys: Sequence[str]):
+        self.directory = Path(directory)
+        self.fingerprint = fingerprint
+        self.keys = [str(k) for k in keys]
+        self._open()
+
+    def _open(self) -> None:
+        manifest = self.directory / "manifest.json"
+        expected = {"format": _FORMAT, "fingerprint": self.fingerprint, "keys": self.keys}
+        if manifest.exists():
+            found = self._read_json(manifest)
+            if found.get("format") != _FORMAT or found.get("fingerprint") != self.fingerprint:
+                raise CheckpointError(
+                    f"checkpoint directory {str(self.directory)!r} belongs to another job "
+                    f"(fingerprint {str(found.get('fingerprint'))[:12]}... instead of "
+                    f"{self.fingerprint[:12]}...): the data, specification, options or tasks "
+                    "differ; use a new directory or delete this one"
+                )
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        strays = [p.name for p in self.directory.iterdir() if not p.name.endswith(".tmp")]
+        if strays:
+            raise CheckpointError(
+                f"checkpoint directory {str(self.directory)!r} has no manifest.json but holds "
+                f"{strays[:3]}; it is not a synthcontrol checkpoint: use an empty directory"
+            )
+        _atomic_write(manifest, expected)
+
+    def _path(self, index: int) -> Path:
+        return self.directory / f"task-{index:06d}.json"
+
+    def _read_json(self, path: Path) -> dict:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                content = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} is corrupted ({error}); delete it (or the "
+                "whole directory) to recompute"
+            ) from None
+        if not isinstance(content, dict):
+            raise CheckpointError(f"checkpoint file {str(path)!r} is corrupted; delete it to recompute")
+        return content
+
+    def load(self) -> dict[int, Any]:
+        """Results of the finished tasks, by task index, each checked for integrity."""
+        done = {}
+        for index, key in enumerate(self.keys):
+            path = self._path(index)
+            if not path.exists():
+                continue
+            content = self._read_json(path)
+            result = content.get("result")
+            intact = (
+                content.get("fingerprint") == self.fingerprint
+                and content.get("key") == key
+                and content.get("sha256") == _digest(result)
+            )
+            if not intact:
+                raise CheckpointError(
+                    f"checkpoint file {str(path)!r} does not belong to task {key!r} of this job "
+                    "or its content was altered; delete it to recompute that task"
+                )
+            done[index] = result
+        return done
+
+    def save(self, index: int, result: Any) -> None:
+        """Write the result of task ``index`` atomically (temporary file, then rename)."""
+        payload = {
+            "fingerprint": self.fingerprint,
+            "key": self.keys[index],
+            "sha256": _digest(result),
+            "result": result,
+        }
+        _atomic_write(self._path(index), payload)
+
+
+def _digest(result: Any) -> str:
+    return hashlib.sha256(json.dumps(result, sort_keys=True).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, content: dict) -> None:
+    """Write JSON so that a killed process leaves either the old file or the new one."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(content, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def run_tasks(
+    task: Callable[[Any], Any],
+    inputs: Sequence[Any],
+    *,
+    n_jobs: int | None = 1,
+    checkpoint: Checkpoint | None = None,
+    progress: "bool | Callable[[int, int], None] | None" = None,
+    description: str = "inference",
+) -> tuple[list, RunLog]:
+    """Apply ``task`` to every input, in parallel, resuming from ``checkpoint``.
+
+    Parameters
+    ----------
+    task : callable
+        A module-level function (so that it pickles); its results must be
+        JSON-serialisable when a checkpoint is used.
+    inputs : sequence
+        One argument per task; keep them small, they are sent to the workers.
+    n_jobs : int or None, default 1
+        Workers, as in joblib (-1: all cores). The backend is joblib's current one:
+        wrap the call in ``joblib.parallel_config(backend="dask")`` to use Dask.
+    checkpoint : Checkpoint, optional
+        Where finished results are stored and read back.
+    progress : bool or callable, optional
+        True writes ``"<description>: done/total"`` to stderr after each batch; a
+        callable is called as ``progress(done, total)``. Progress is always logged
+        at DEBUG level on the ``synthcontrol.inference`` logger.
+    description : str
+        Name of the job in progress messages.
+
+    Returns
+    -------
+    results : list
+        Task results in input order.
+    log : RunLog
+        How many tasks were computed and resumed.
+
+    Examples
+    --------
+    >>> results, log = run_tasks(abs, [-1, 2, -3])
+    >>> results, log.n_computed
+    ([1, 2, 3], 3)
+    """
+    start = time.perf_counter()
+    results: dict[int, Any] = checkpoint.load() if checkpoint is not None else {}
+    resumed = len(results)
+    todo = [i for i in range(len(inputs)) if i not in results]
+    report = _reporter(progress, description, len(inputs))
+    report(len(results))
+    if todo:
+        batch = max(1, 2 * joblib.effective_n_jobs(n_jobs))
+        with joblib.Parallel(n_jobs=n_jobs, return_as="list") as parallel:
+            for first in range(0, len(todo), batch):
+                chunk = todo[first : first + batch]
+                for index, result in zip(chunk, parallel(joblib.delayed(task)(inputs[i]) for i in chunk)):
+                    if checkpoint is not None:
+                        checkpoint.save(index, result)
+                    results[index] = result
+                report(len(results))
+    log = RunLog(len(inputs), len(todo), resumed, time.perf_counter() - start)
+    logger.info("%s: %d tasks, %d computed, %d resumed, %.2f s", description, *vars(log).values())
+    return [results[i] for i in range(len(inputs))], log
+
+
+def _reporter(progress: "bool | Callable[[int, int], None] | None", description: str, total: int) -> Callable[[int], None]:
+    def report(done: int) -> None:
+        logger.debug("%s: %d/%d tasks done", description, done, total)
+        if callable(progress):
+            progress(done, total)
+        elif progress:
+            sys.stderr.write(f"{description}: {done}/{total}\n")
+
+    return report

@@ -1,0 +1,22 @@
+"""Estimators beyond the classic synthetic control.
+
+Importing this package registers them with :func:`synthcontrol.estimators.register_estimator`,
+so ``sc.fit(df, spec, estimator=name, estimator_options={...})`` and every refit of
+inference reach them through :func:`~synthcontrol.estimators.fit_design`:
+
+================  ==================================================  ===========================
+name              method                                              options
+================  ==================================================  ===========================
+``"penalized"``   Abadie and L'Hour (2021), penalised towards         ``lambda_``, ``lambdas``
+                  nearest neighbours
+``"augmented"``   Ben-Michael, Feller and Rothstein (2021), ridge     ``lambda_``, ``holdout``,
+                  augmented synthetic control                          ``min_1se``
+``"demeaned"``    Ferman and Pinto (2021), intercept-shifted SC       none
+``"sdid"``        Arkhangelsky et al. (2021), synthetic DiD           ``se``, ``zeta_omega``
+``"did"``         difference in differences (uniform weights)         ``se``
+================  ==================================================  ===========================
+"""
+
+from . import augmented, demeaned, penalized, sdid
+
+__all__ = ["augmented", "demeaned", "penalized", "sdid"]

@@ -1,0 +1,204 @@
+"""Ridge augmented synthetic control (Ben-Michael, Feller and Rothstein 2021).
+
+The synthetic control's remaining pre-period imbalance is corrected with a ridge
+outcome model fitted on the pre-period outcomes. With ``X0`` the donors' fit-window
+outcomes and ``x1`` the treated unit's, both centred on the donors' mean of each
+period (``X0`` is ``J x T0``), and ``w`` the synthetic control weights,
+
+    w_aug = w + X0 (X0' X0 + lambda I)^(-1) (x1 - X0' w).
+
+Because the columns of the centred ``X0`` sum to zero, ``w_aug`` still sums to one,
+but its entries may be negative: the estimator extrapolates beyond the donors' hull,
+and the result says so (``extras["negative_weights"]``). ``lambda -> inf`` gives back
+the synthetic control.
+
+``w`` is the classic fit of the spec (with the default spec, the outcome in every
+fit-window period, this is the outcome synthetic control augsynth uses). ``lambda``
+is given (``estimator_options={"lambda_": x}``) or chosen as augsynth does: for each
+split ``i`` of the pre-period, the synthetic control on outcomes and the ridge
+correction are fitted on the first ``i`` periods and predict the next ``holdout``
+ones; the grid is ``lambda_max * (1e-8)^(k / 20)``, ``k = 0..20``, with ``lambda_max``
+the largest squared singular value of the centred ``X0``; with ``min_1se`` (default)
+the largest ``lambda`` whose mean error is within one standard error of the
+smallest is chosen, else the minimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SpecError
+from ..estimators import register_estimator
+from ..results import FitOptions, SynthResult
+from ..spec import Design
+from ..weights import nested_fit, outcome_loss, simplex_least_squares
+from ._common import Option, is_nonnegative_number, read_options
+
+__all__ = ["ridge_correction", "lambda_grid", "choose_ridge_lambda", "fit_augmented"]
+
+_N_LAMBDAS = 20
+_LAMBDA_MIN_RATIO = 1e-8
+
+
+def _centred(z1: np.ndarray, Z0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Treated ``(T0,)`` and donors ``(J, T0)``, centred on the donors' period means."""
+    means = Z0.mean(axis=1)
+    return z1 - means, (Z0 - means[:, None]).T
+
+
+def ridge_correction(z1: np.ndarray, Z0: np.ndarray, w: np.ndarray, lambda_: float) -> np.ndarray:
+    """Augmented weights ``w + X0 (X0'X0 + lambda I)^(-1) (x1 - X0'w)``.
+
+    Parameters
+    ----------
+    z1 : ndarray, shape (T0,)
+        Treated outcome over the pre-period.
+    Z0 : ndarray, shape (T0, J)
+        Donor outcomes over the pre-period.
+    w : ndarray, shape (J,)
+        Synthetic control weights (summing to one).
+    lambda_ : float
+        Ridge penalty, ``> 0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z0 = np.array([[1.0, 2.0, 4.0], [2.0, 1.0, 0.0]])
+    >>> z1 = np.array([5.0, -1.0])           # outside the donors' hull
+    >>> w_aug = ridge_correction(z1, Z0, np.array([0.0, 0.0, 1.0]), 1e-9)
+    >>> round(float(w_aug.sum()), 8), np.round(Z0 @ w_aug, 4)
+    (1.0, array([ 5., -1.]))
+    """
+    x1, X0 = _centred(z1, Z0)
+    imbalance = x1 - X0.T @ w
+    return w + X0 @ np.linalg.solve(X0.T @ X0 + lambda_ * np.eye(X0.shape[1]), imbalance)
+
+
+def lambda_grid(Z0: np.ndarray) -> np.ndarray:
+    """augsynth's ridge grid: ``lambda_max * (1e-8)^(k / 20)``, ``k = 0..20``."""
+    _, X0 = _centred(np.zeros(Z0.shape[0]), Z0)
+    lambda_max = float(np.linalg.svd(X0, compute_uv=False)[0]) ** 2
+    return lambda_max * _LAMBDA_MIN_RATIO ** (np.arange(_N_LAMBDAS + 1) / _N_LAMBDAS)
+
+
+def choose_ridge_lambda(
+    z1: np.ndarray, Z0: np.ndarray, *, holdout: int = 1, min_1se: bool = True
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge penalty by augsynth's cross-validation over the pre-period.
+
+    Returns
+    -------
+    lambda_ : float
+    lambdas, errors : ndarray
+        The grid and the mean squared holdout error of each value.
+    """
+    lambdas = lambda_grid(Z0)
+    T0 = len(z1)
+    errors = np.zeros((T0 - holdout, lambdas.size))
+    for i in range(1, T0 - holdout + 1):
+        train, test = slice(0, i), slice(i, i + holdout)
+        w, _ = simplex_least_squares(Z0[train] - z1[train, None])
+        for k, lam in enumerate(lambdas):
+            w_aug = ridge_correction(z1[train], Z0[train], w, lam)
+            errors[i - 1, k] = float(np.sum((z1[test] - Z0[test] @ w_aug) ** 2))
+    mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / np.sqrt(errors.shape[0])
+    best = int(np.argmin(mean))
+    if min_1se:
+        best = int(np.min(np.flatnonzero(mean <= mean[best] + se[best])))  # grid descends
+    return float(lambdas[best]), lambdas, mean
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+_OPTIONS = {
+    "lambda_": Option(
+        None, lambda v: v is None or (is_nonnegative_number(v) and v > 0), "None (cross-validated) or a number > 0"
+    ),
+    "holdout": Option(1, _is_positive_int, "an integer >= 1, shorter than the pre-period"),
+    "min_1se": Option(True, lambda v: isinstance(v, bool), "True or False"),
+}
+
+
+@register_estimator("augmented")
+def fit_augmented(
+    design: Design,
+    *,
+    predictor_weights: np.ndarray | None,
+    options: FitOptions,
+    extra_starts: Sequence[np.ndarray] = (),
+) -> SynthResult:
+    """Ridge augmented synthetic control of ``design``.
+
+    Options (``estimator_options``): ``lambda_`` fixes the ridge penalty (default:
+    cross-validated), ``holdout`` (default 1) and ``min_1se`` (default True) set the
+    cross-validation. ``extras`` holds ``lambda_``, ``lambda_chosen_by``,
+    ``cv_errors`` ((lambda, error) pairs), ``negative_weights`` (bool),
+    ``scm_weights`` (before the correction), ``scm_average_effect`` and
+    ``scm_pre_rmspe``. Predictor weights, given or searched, serve the base fit.
+
+    Examples
+    --------
+    >>> import synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989)
+    >>> res = sc.fit(sc.datasets.load_smoking(), spec, estimator="augmented")
+    >>> round(float(res.weights.sum()), 10), res.pre_rmspe <= res.extras["scm_pre_rmspe"]
+    (1.0, True)
+    """
+    settings = read_options("augmented", options, _OPTIONS)
+    X, scale = design.scaled_predictors()
+    Z = design.outcome[design.fit_mask]
+    search = options.search_options() | {"extra_starts": tuple(extra_starts)}
+    base = nested_fit(X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search)
+    z1, Z0 = Z[:, 0], Z[:, 1:]
+    _check_holdout(settings["holdout"], len(z1))
+    if settings["lambda_"] is None:
+        lambda_, lambdas, errors = choose_ridge_lambda(
+            z1, Z0, holdout=settings["holdout"], min_1se=settings["min_1se"]
+        )
+        cv = tuple(zip(lambdas.tolist(), errors.tolist()))
+    else:
+        lambda_, cv = float(settings["lambda_"]), ()
+    w = ridge_correction(z1, Z0, base.weights, lambda_)
+    C = np.sqrt(base.predictor_weights)[:, None] * (X[:, 1:] - X[:, [0]])
+    solution = replace(
+        base,
+        weights=w,
+        loss=outcome_loss(z1, Z0, w),
+        inner_objective=float(np.sum((C @ w) ** 2)),
+        lower_bound=float("nan"),
+        certified=False,
+        tie_broken=False,
+    )
+    post = design.post_mask
+    scm_gap = design.outcome[:, 0] - design.outcome[:, 1:] @ base.weights
+    details = (
+        ("lambda_", lambda_),
+        ("lambda_chosen_by", "cross-validation" if settings["lambda_"] is None else "given"),
+        ("cv_errors", cv),
+        ("negative_weights", bool(np.any(w < 0))),
+        ("scm_weights", tuple(base.weights.tolist())),
+        ("scm_average_effect", float(np.mean(scm_gap[post]))),
+        ("scm_pre_rmspe", float(np.sqrt(np.mean(scm_gap[design.pre_mask] ** 2)))),
+    )
+    return SynthResult(
+        design=design,
+        solution=solution,
+        scale=scale,
+        options=options,
+        predictor_weights_given=predictor_weights is not None,
+        estimator="augmented",
+        details=details,
+    )
+
+
+def _check_holdout(holdout: int, T0: int) -> None:
+    if holdout >= T0 - 1:
+        raise SpecError(
+            f"estimator_options['holdout']={holdout} leaves too few of the {T0} pre-period "
+            f"periods to train on; use at most {T0 - 2}"
+        )

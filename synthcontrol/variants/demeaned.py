@@ -1,0 +1,94 @@
+"""De-meaned (intercept-shifted) synthetic control.
+
+Ferman and Pinto (2021) and Doudchenko and Imbens (2016): the synthetic control may
+differ from the treated unit by a constant. Removing each unit's pre-period mean and
+matching the de-meaned outcomes over the simplex,
+
+    w = argmin_{w in simplex} |(z1 - mean(z1)) - (Z0 - mean(Z0)) w|^2,
+
+then shifting the synthetic outcome by ``intercept = mean(z1) - mean(Z0) w``, is the
+same as minimising ``|z1 - Z0 w - c|^2`` over simplex ``w`` and a free constant ``c``.
+The fit-window periods before treatment are the pre-period; the spec's predictors
+are not used. The problem is the project's exact simplex least squares.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..estimators import register_estimator
+from ..results import FitOptions, SynthResult
+from ..spec import Design
+from ..weights import simplex_least_squares
+from ._common import outcome_result, pre_outcomes, read_options, refuse_predictor_weights
+
+__all__ = ["demeaned_weights", "fit_demeaned"]
+
+
+def demeaned_weights(z1: np.ndarray, Z0: np.ndarray) -> tuple[np.ndarray, float]:
+    """Simplex weights matching de-meaned outcomes, and the intercept.
+
+    Parameters
+    ----------
+    z1 : ndarray, shape (T0,)
+        Treated outcome over the pre-period.
+    Z0 : ndarray, shape (T0, J)
+        Donor outcomes over the pre-period.
+
+    Returns
+    -------
+    weights : ndarray, shape (J,)
+    intercept : float
+        ``mean(z1) - mean(Z0) @ weights``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Z0 = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]])
+    >>> w, c = demeaned_weights(Z0[:, 0] + 10.0, Z0)
+    >>> np.round(w, 10).tolist(), round(c, 10)
+    ([1.0, 0.0], 10.0)
+    """
+    centred = Z0 - Z0.mean(axis=0)
+    weights, _ = simplex_least_squares(centred - (z1 - z1.mean())[:, None])
+    return weights, float(z1.mean() - Z0.mean(axis=0) @ weights)
+
+
+@register_estimator("demeaned")
+def fit_demeaned(
+    design: Design,
+    *,
+    predictor_weights: np.ndarray | None,
+    options: FitOptions,
+    extra_starts: Sequence[np.ndarray] = (),
+) -> SynthResult:
+    """The de-meaned synthetic control of ``design`` (no estimator options).
+
+    ``extra_starts`` is accepted for the common interface and not used: there is
+    no predictor-weight search. The intercept is ``result.intercept``.
+
+    Examples
+    --------
+    >>> import synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989)
+    >>> res = sc.fit(sc.datasets.load_smoking(), spec, estimator="demeaned")
+    >>> bool(abs(res.path["gap"][res.design.pre_mask].mean()) < 1e-8)   # the intercept centres the fit
+    True
+    """
+    read_options("demeaned", options, {})
+    refuse_predictor_weights("demeaned", predictor_weights)
+    z1, Z0 = pre_outcomes(design)
+    weights, intercept = demeaned_weights(z1, Z0)
+    residual = z1 - Z0 @ weights - intercept
+    return outcome_result(
+        design,
+        weights,
+        estimator="demeaned",
+        options=options,
+        objective=float(residual @ residual) / len(z1),
+        intercept=intercept,
+        details=(("intercept", intercept),),
+    )
+
