@@ -31,6 +31,9 @@ from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
+from .config import StudyConfig, load_config
+from .study import StudyResult, run_study
+from .report import write_report
 
 __version__ = "0.1.0"
 
@@ -62,4 +65,9 @@ __all__ = [
     "LeaveOneOutResult",
     "PooledResult",
     "ConformalResult",
+    "load_config",
+    "run_study",
+    "write_report",
+    "StudyConfig",
+    "StudyResult",
 ]

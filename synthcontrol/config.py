@@ -21,8 +21,9 @@ Tables and keys (``*`` required)::
                    (predictors: inline tables {variable, at} or {variable, mean = [start, end]})
     [estimators]   names, outcomes ("headline" | "all")
     [fit]          seed, n_random_starts, n_polish, max_iterations, global_search
-    [inference]    placebo, leave_one_out, in_time, conformal ("all" | "headline" | "none"),
-                   in_time_start, conformal_alpha, pooled, n_jobs
+    [inference]    placebo, leave_one_out, in_time, conformal, refit_placebo_weights
+                   ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled, n_jobs,
+                   skip_placebo_estimators
     [report]       fit_good, fit_fair
     [speccurve]    estimators, pools, placebo, n_lags  (headline outcome, main analysis)
     [[sensitivity]] name*, treated, treatment_start, fit_window, outcomes, pools,
@@ -161,6 +162,8 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "conformal_alpha": ((float,), False),
         "pooled": ((bool,), False),
         "n_jobs": ((int,), False),
+        "refit_placebo_weights": ((str,), False),
+        "skip_placebo_estimators": ((_LIST,), False),
     },
     "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False)},
     "speccurve": {
@@ -237,15 +240,26 @@ class InferenceOptions:
     conformal_alpha: float = 0.1
     pooled: bool = True
     n_jobs: int = -1
+    refit_placebo_weights: str = "all"
+    skip_placebo_estimators: tuple[str, ...] = ()
 
     def applies(self, method: str, task: Task) -> bool:
-        """Whether ``method`` runs on ``task``: classic fits of the main analysis for
-        ``"headline"``/``"all"`` scopes; placebo p-values also on sensitivities."""
+        """Whether ``method`` runs on ``task``.
+
+        ``"all"``: every task for placebo tests (``placebo``) and for choosing each
+        placebo's predictor weights anew (``refit_placebo_weights``; otherwise the
+        placebos reuse the treated unit's), classic fits of the main analysis for the
+        other methods. ``"headline"``: the same, restricted to the headline outcome,
+        and for ``refit_placebo_weights`` to its classic fits in the main analysis.
+        """
         scope = getattr(self, method)
         if scope == "none":
             return False
         if method == "placebo":
-            return scope == "all" or task.is_headline or not task.is_main
+            wanted = task.estimator not in self.skip_placebo_estimators
+            return wanted and (scope == "all" or task.outcome.headline)
+        if method == "refit_placebo_weights":
+            return scope == "all" or (task.is_headline and task.estimator == "classic")
         if not task.is_main or task.estimator != "classic":
             return False
         return scope == "all" or task.outcome.headline
@@ -273,7 +287,7 @@ class StudyConfig:
     data : DataFrame
         The panel the tasks run on.
     data_name : str
-        Where the data came from (built-in dataset name or file path).
+        Where the data came from (built-in dataset or file path), in words.
     unit, time, label : str
         Unit, period and (optional) unit-name columns.
     datasheet : str
@@ -420,10 +434,6 @@ def _type_name(kind: type) -> str:
             dict: "a table", list: "a list"}.get(kind, kind.__name__)
 
 
-def _get(table: Mapping[str, Any], key: str, default: Any) -> Any:
-    return table.get(key, default)
-
-
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
     if value not in allowed:
         raise ConfigError(f"key {key!r} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
@@ -445,6 +455,7 @@ def _load_data(table: Mapping[str, Any], path: Path) -> tuple[pd.DataFrame, str]
         if name not in DATASETS:
             raise ConfigError(_unknown("data.dataset", name, list(DATASETS)))
         frame = DATASETS[name]()
+        name = f"built-in dataset '{name}' (synthcontrol.datasets.{DATASETS[name].__name__})"
     else:
         name = str((path.parent / table["path"]).resolve())
         if not Path(name).is_file():
@@ -648,7 +659,7 @@ def _check_years(analysis: Analysis, outcomes: Mapping[str, Outcome], periods: l
             if predictor.start < first or predictor.end >= start:
                 raise ConfigError(
                     f"predictor {predictor.label} of outcome {column!r} must lie within "
-                    f"{first}-{start - 1} for analysis {analysis.name!r} (treatment_start = {start}); "
+                    f"{first}-{start - 1} for analysis {analysis.name!r} ('{key}.treatment_start' = {start}); "
                     "move it earlier or change the analysis' treatment_start"
                 )
 
@@ -748,7 +759,7 @@ def _inference(table: Mapping[str, Any], periods: list) -> InferenceOptions:
     _check_table(table, "inference", "inference")
     if "in_time" not in table and "in_time_start" not in table:
         table = {**table, "in_time": "none"}  # no fake start given: nothing to run
-    for key in ("placebo", "leave_one_out", "in_time", "conformal"):
+    for key in ("placebo", "leave_one_out", "in_time", "conformal", "refit_placebo_weights"):
         if key in table:
             _choice(table[key], SCOPES, f"inference.{key}")
     if "in_time_start" in table and not periods[0] < table["in_time_start"] <= periods[-1]:
@@ -759,7 +770,8 @@ def _inference(table: Mapping[str, Any], periods: list) -> InferenceOptions:
     alpha = table.get("conformal_alpha", 0.1)
     if not 0 < alpha < 1:
         raise ConfigError(f"key 'inference.conformal_alpha' must lie in (0, 1), got {alpha}")
-    options = InferenceOptions(**table)
+    skipped = _estimator_names(table.get("skip_placebo_estimators", []), "inference.skip_placebo_estimators")
+    options = InferenceOptions(**{**table, "skip_placebo_estimators": skipped})
     if options.in_time != "none" and options.in_time_start is None:
         raise ConfigError("key 'inference.in_time_start' is missing; give the fake treatment year "
                           "or set in_time = \"none\"")

@@ -35,8 +35,9 @@ def fit(
     *,
     predictor_weights: Sequence[float] | pd.Series | None = None,
     seed: int = 0,
-    n_random_starts: int = 6,
-    n_polish: int = 1,
+    n_random_starts: int = 200,
+    n_local: int = 6,
+    n_polish: int = 4,
     max_iterations: int = 200,
     min_predictor_weight: float = 1e-8,
     global_search: bool = False,
@@ -57,7 +58,7 @@ def fit(
         optimisation, minimising the outcome MSPE over the fit window.
     seed : int, default 0
         Seed of the random starts; the same seed gives the same result.
-    n_random_starts, n_polish, max_iterations, min_predictor_weight, global_search
+    n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
         Search settings, see :func:`synthcontrol.weights.choose_predictor_weights`.
     estimator : str, default "classic"
         A registered estimator name (see :data:`ESTIMATORS`).
@@ -86,7 +87,9 @@ def fit(
     >>> res.average_effect < 0
     True
     """
-    options = _options(seed, n_random_starts, n_polish, max_iterations, min_predictor_weight, global_search)
+    options = _options(
+        seed, n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
+    )
     options = replace(
         options,
         estimator=_check_estimator(estimator),
@@ -206,6 +209,7 @@ def cross_validate_predictor_weights(
 def _options(
     seed: int,
     n_random_starts: int,
+    n_local: int,
     n_polish: int,
     max_iterations: int,
     min_predictor_weight: float,
@@ -214,6 +218,7 @@ def _options(
     checks = {
         "seed": (seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)),
         "n_random_starts": (n_random_starts, isinstance(n_random_starts, int) and n_random_starts >= 0),
+        "n_local": (n_local, isinstance(n_local, int) and n_local >= 1),
         "n_polish": (n_polish, isinstance(n_polish, int) and n_polish >= 0),
         "max_iterations": (max_iterations, isinstance(max_iterations, int) and max_iterations > 0),
         "min_predictor_weight": (min_predictor_weight, 0.0 <= min_predictor_weight < 1.0),
@@ -221,7 +226,15 @@ def _options(
     for name, (value, ok) in checks.items():
         if not ok:
             raise SpecError(f"{name}={value!r} is not valid; see the fit() docstring for allowed values")
-    return FitOptions(int(seed), n_random_starts, n_polish, max_iterations, float(min_predictor_weight), bool(global_search))
+    return FitOptions(
+        seed=int(seed),
+        n_random_starts=n_random_starts,
+        n_local=n_local,
+        n_polish=n_polish,
+        max_iterations=max_iterations,
+        min_predictor_weight=float(min_predictor_weight),
+        global_search=bool(global_search),
+    )
 
 
 def _check_estimator(name: str) -> str:

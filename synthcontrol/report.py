@@ -304,7 +304,7 @@ def report_blocks(study: StudyResult, figures: dict[str, str]) -> list[Block]:
 def _intro(study: StudyResult, figures: dict) -> list[Block]:
     config = study.config
     main = config.analyses[0]
-    treated = ", ".join(f"{config.unit_name(t)} ({t})" for t in main.treated)
+    treated = ", ".join(_named(config, t) for t in main.treated)
     window = f"{main.fit_window[0]}-{main.fit_window[1]}" if main.fit_window else "every year before treatment"
     blocks: list[Block] = [Paragraph(config.description.strip())] if config.description else []
     blocks += [
@@ -320,6 +320,11 @@ def _intro(study: StudyResult, figures: dict) -> list[Block]:
         Table(_outcome_table(config)),
     ]
     return blocks
+
+
+def _named(config, unit: Hashable) -> str:
+    name = config.unit_name(unit)
+    return name if name == str(unit) else f"{name} ({unit})"
 
 
 def _outcome_table(config) -> pd.DataFrame:
@@ -411,6 +416,7 @@ def _results_section(study: StudyResult, figures: dict) -> list[Block]:
     good, fair = study.config.fit_thresholds
     return [
         Heading(2, "Results"),
+        Paragraph(_placebo_note(study)),
         Paragraph(
             "Effect: average gap (observed minus synthetic) over the post-period, in the outcome's units "
             "(log points for logs). Fit ratio: pre-period RMSPE divided by the spread of the outcome across "
@@ -420,6 +426,17 @@ def _results_section(study: StudyResult, figures: dict) -> list[Block]:
         ),
         Table(table),
     ]
+
+
+def _placebo_note(study: StudyResult) -> str:
+    counts = study.results.placebo_weights.value_counts()
+    skipped = study.config.inference.skip_placebo_estimators
+    text = (f"In-space placebo tests: {counts.get('refitted', 0)} fits whose placebos chose their own predictor "
+            f"weights (as the treated fit did) and {counts.get('reused', 0)} whose placebos reused the treated "
+            "unit's predictor weights (faster; column placebo_weights of results.csv).")
+    if skipped:
+        text += f" No placebo test for estimator(s) {', '.join(skipped)} (skip_placebo_estimators)."
+    return text
 
 
 def _reading_section(study: StudyResult, figures: dict) -> list[Block]:
@@ -453,8 +470,9 @@ def _verdict(row) -> str:
     if not np.isfinite(row.p_value):
         return "Without a placebo test the gap cannot be judged against chance."
     if row.p_value <= ALPHA:
-        return ("Few placebo units show a post/pre ratio this large, so the gap is unusual under no effect; "
-                "with so few post years it may still reflect a shock of those years rather than the programme.")
+        caveat = (f"; with only {row.n_post} post year(s) it may still reflect a shock of those years rather "
+                  "than the treatment" if row.n_post <= 3 else "")
+        return f"Few placebo units show a post/pre ratio this large, so the gap is unusual under no effect{caveat}."
     return ("Many placebo units show gaps as large relative to their fit, so the data cannot distinguish "
             "this gap from no effect (which is not evidence of no effect).")
 
@@ -475,16 +493,17 @@ def _power_text(study: StudyResult, main: pd.DataFrame) -> str:
     post = paths.merge(main[["treated_code", "outcome", "pool", "treatment_start"]],
                        on=["treated_code", "outcome", "pool"])
     post = post[post.period >= post.treatment_start]
-    spans = {o: _years(sorted(post.loc[post.outcome == o, "period"].unique())) for o in main.outcome.unique()}
+    spans = {o: sorted(post.loc[post.outcome == o, "period"].unique()) for o in main.outcome.unique()}
     donors = main.groupby("pool").n_donors.max()
-    parts = ", ".join(f"{o}: {span}" for o, span in spans.items())
+    parts = ", ".join(f"{o}: {_years(span)} ({len(span)} year(s))" for o, span in spans.items())
     limits = ", ".join(f"{p}: {n} donors, so p >= {_p(1 / (n + 1))}" for p, n in donors.items())
-    return (f"What the post-period can show. Post-treatment years in the data: {parts}. One or two years "
-            "are enough to see a large, immediate change, not a gradual one; an effect that builds up "
-            "over the plan period would not show yet. The permutation p-values have a floor set by the "
-            f"number of donors ({limits}), and with a short post-period a single unusual year of one "
-            "donor moves the ranking: the tests have little power, so a large p-value is weak evidence "
-            "either way.")
+    text = f"What the post-period can show. Post-treatment years in the data: {parts}. "
+    if max(len(span) for span in spans.values()) <= 3:
+        text += ("So few years can reveal a large, immediate change, not a gradual one: an effect that builds "
+                 "up over several years would not show yet, and a single unusual year of one donor moves the "
+                 "placebo ranking. ")
+    return text + (f"The permutation p-values have a floor set by the number of donors ({limits}); "
+                   "with little power, a large p-value is weak evidence either way.")
 
 
 def _robustness_section(study: StudyResult, figures: dict) -> list[Block]:

@@ -27,7 +27,7 @@ class FitOptions:
     ----------
     seed : int
         Seed of the random starts of the predictor-weight search.
-    n_random_starts, n_polish, max_iterations, min_predictor_weight, global_search
+    n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
         See :func:`synthcontrol.weights.choose_predictor_weights`.
     estimator : str
         Name of a registered estimator (see :func:`synthcontrol.estimators.fit_design`).
@@ -36,8 +36,9 @@ class FitOptions:
     """
 
     seed: int = 0
-    n_random_starts: int = 6
-    n_polish: int = 1
+    n_random_starts: int = 200
+    n_local: int = 6
+    n_polish: int = 4
     max_iterations: int = 200
     min_predictor_weight: float = 1e-8
     global_search: bool = False
@@ -49,6 +50,7 @@ class FitOptions:
         return {
             "seed": self.seed,
             "n_random_starts": self.n_random_starts,
+            "n_local": self.n_local,
             "n_polish": self.n_polish,
             "max_iterations": self.max_iterations,
             "min_predictor_weight": self.min_predictor_weight,

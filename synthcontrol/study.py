@@ -39,6 +39,7 @@ __all__ = ["TaskResult", "StudyResult", "run_study", "placebo_tests", "fit_quali
 
 logger = logging.getLogger("synthcontrol.study")
 
+
 @dataclass(frozen=True, eq=False)
 class TaskResult:
     """The fits of one task (one per treated unit) and their inference.
@@ -103,14 +104,6 @@ class StudyResult:
                 frames.append(path.reset_index().assign(**keys)[[*keys, "period", *path.columns]])
         return pd.concat(frames, ignore_index=True)
 
-    def find(self, analysis: str, outcome: str, pool: str, estimator: str = "classic") -> TaskResult | None:
-        """The task result with these keys, or None."""
-        for tr in self.task_results:
-            t = tr.task
-            if (t.analysis, t.outcome.column, t.pool, t.estimator) == (analysis, outcome, pool, estimator):
-                return tr
-        return None
-
 
 # -- running ----------------------------------------------------------------------------
 
@@ -164,9 +157,11 @@ def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
     for number, task in enumerate(config.tasks, 1):
         logger.info("[%d/%d] %s | %s | %s | %s", number, len(config.tasks), task.analysis,
                     task.outcome.column, task.pool, task.estimator)
+        began = time.perf_counter()
         fits = _fit_task(config, task)
         inference, pooled = _inference(config, task, fits, n_jobs)
         results.append(TaskResult(task, fits, inference, pooled))
+        logger.info("[%d/%d] done in %.1f s", number, len(config.tasks), time.perf_counter() - began)
     curves = _specification_curves(config, n_jobs)
     seconds = time.perf_counter() - start
     logger.info("study finished: %d tasks in %.1f s", len(config.tasks), seconds)
@@ -198,7 +193,10 @@ def _inference(config: StudyConfig, task: Task, fits: dict, n_jobs: int | None) 
     }
     inference = {}
     if options.applies("placebo", task):
-        inference["placebo"] = placebo_tests(fits, n_jobs=n_jobs)
+        # Outcome-only estimators (sdid, did) have no predictor weights to reuse.
+        uses_v = next(iter(fits.values())).extras.get("predictors_used", True)
+        reuse = uses_v and not options.applies("refit_placebo_weights", task)
+        inference["placebo"] = placebo_tests(fits, n_jobs=n_jobs, reuse_predictor_weights=reuse)
     for method, call in calls.items():
         if options.applies(method, task):
             inference[method] = {t: call(res) for t, res in fits.items()}
@@ -208,15 +206,20 @@ def _inference(config: StudyConfig, task: Task, fits: dict, n_jobs: int | None) 
     return inference, pooled
 
 
-def placebo_tests(fits: Mapping[Hashable, SynthResult], *, n_jobs: int | None = 1) -> dict:
+def placebo_tests(
+    fits: Mapping[Hashable, SynthResult], *, n_jobs: int | None = 1, reuse_predictor_weights: bool = False
+) -> dict:
     """In-space placebo tests of several treated units, sharing the placebo fits.
 
     A placebo fit treats one donor and fits it on the other donors, the real treated
-    unit left out; when two treated units have the same donors, data and options it
-    is the same fit for both. So the donors' fits are computed once, by
+    unit left out; when two treated units have the same donors, data and options,
+    and each placebo chooses its own predictor weights, it is the same fit for both.
+    So the donors' fits are computed once, by
     :func:`~synthcontrol.inference.placebo_test` for the first treated unit, and each
     other treated unit's test swaps in its own fit (column 0); units whose placebos
-    differ get their own :func:`~synthcontrol.inference.placebo_test`.
+    differ get their own :func:`~synthcontrol.inference.placebo_test`. With
+    ``reuse_predictor_weights`` every placebo takes its treated unit's predictor
+    weights (fast: one quadratic programme per placebo), so nothing is shared.
 
     Examples
     --------
@@ -231,8 +234,10 @@ def placebo_tests(fits: Mapping[Hashable, SynthResult], *, n_jobs: int | None = 
     """
     tests: dict = {}
     for treated, result in fits.items():
-        base = next((tests[t] for t in tests if _same_placebos(fits[t], result)), None)
-        tests[treated] = sc_inference.placebo_test(result, n_jobs=n_jobs) if base is None else _swap_treated(base, result)
+        base = None if reuse_predictor_weights else next(
+            (tests[t] for t in tests if _same_placebos(fits[t], result)), None)
+        tests[treated] = _swap_treated(base, result) if base is not None else sc_inference.placebo_test(
+            result, n_jobs=n_jobs, reuse_predictor_weights=reuse_predictor_weights)
     return tests
 
 
@@ -358,13 +363,14 @@ def _inference_columns(tr: TaskResult, treated: Hashable) -> dict:
     """p-values and robustness numbers of one treated unit (NaN where not run)."""
     found = {method: results[treated] for method, results in tr.inference.items()}
     nan = np.nan
-    columns = dict(p_value=nan, p_negative=nan, p_positive=nan, n_placebos=nan, pooled_p=nan,
+    columns = dict(p_value=nan, p_negative=nan, p_positive=nan, n_placebos=nan, placebo_weights="", pooled_p=nan,
                    loo_min=nan, loo_max=nan, in_time_effect=nan, in_time_ratio=nan, real_ratio=nan,
                    conformal_p=nan)
     if "placebo" in found:
         placebo = found["placebo"]
         columns.update(p_value=placebo.p_value, p_negative=placebo.p_negative,
-                       p_positive=placebo.p_positive, n_placebos=len(placebo.units) - 1)
+                       p_positive=placebo.p_positive, n_placebos=len(placebo.units) - 1,
+                       placebo_weights="reused" if placebo.reused_predictor_weights else "refitted")
     if tr.pooled is not None:
         columns["pooled_p"] = tr.pooled.p_value
     if "leave_one_out" in found:

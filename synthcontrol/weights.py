@@ -511,30 +511,52 @@ class _SimplexMap:
         return 2.0 * self.mass * u / total * (grad_v - grad_v @ shares)
 
 
+#: A local search has stalled when the loss improved by less than this (relative)
+#: over :data:`STALL_WINDOW` iterations: BFGS zigzags at the kinks of ``L``.
+STALL_TOLERANCE = 1e-10
+STALL_WINDOW = 10
+
+
 def _gradient_search(
     problem: _NestedProblem, simplex: _SimplexMap, v0: FloatArray, max_iterations: int
 ) -> tuple[FloatArray, float, bool]:
-    """BFGS with the analytic gradient from ``v0``; returns ``(v, loss, converged)``."""
+    """BFGS with the analytic gradient from ``v0``; returns ``(v, loss, converged)``.
+
+    Converged means a stationary point, a line search that cannot improve (a kink),
+    or a stall; not converged means the iteration cap stopped a search in progress.
+    """
+    history: list[float] = []
 
     def objective(u: FloatArray) -> tuple[float, FloatArray]:
         loss, grad_v = problem.value_and_grad(simplex.to_v(u))
         return loss, simplex.pullback(u, grad_v)
 
-    result = optimize.minimize(
-        objective,
-        simplex.to_u(v0),
-        jac=True,
-        method="BFGS",
-        options={"maxiter": max_iterations, "gtol": 1e-12},
-    )
+    def stop_when_stalled(intermediate_result: optimize.OptimizeResult) -> None:
+        history.append(float(intermediate_result.fun))
+        if len(history) > STALL_WINDOW:
+            old, new = history[-STALL_WINDOW - 1], history[-1]
+            if old - new <= STALL_TOLERANCE * max(abs(old), 1e-300):
+                raise StopIteration
+
+    with warnings.catch_warnings():
+        # Line searches fail at the kinks of L; the status below records it.
+        warnings.simplefilter("ignore", optimize.OptimizeWarning)
+        warnings.filterwarnings("ignore", message=".*line search.*")
+        result = optimize.minimize(
+            objective,
+            simplex.to_u(v0),
+            jac=True,
+            method="BFGS",
+            callback=stop_when_stalled,
+            options={"maxiter": max_iterations, "gtol": 1e-10},
+        )
     v = simplex.to_v(result.x)
-    # BFGS also stops on precision loss at kinks of L; only the iteration cap is a failure.
     return v, problem.loss(problem.weights(v)), result.status != 1
 
 
 def _simplex_polish(
     problem: _NestedProblem, simplex: _SimplexMap, v0: FloatArray, max_evaluations: int
-) -> tuple[FloatArray, float, bool]:
+) -> FloatArray:
     """Nelder-Mead from ``v0``: it crosses the kinks and flat stretches of ``L``
     (a single donor on the support has zero gradient) where BFGS stops."""
 
@@ -547,17 +569,38 @@ def _simplex_polish(
         method="Nelder-Mead",
         options={"xatol": 1e-9, "fatol": 1e-13, "maxfev": max_evaluations, "adaptive": True},
     )
-    return simplex.to_v(result.x), float(result.fun), True
+    return simplex.to_v(result.x)
 
 
-def _starting_points(
-    X: FloatArray, Z: FloatArray, n_random: int, rng: np.random.Generator
+#: Above this many predictors, edge midpoints are no longer screened (K(K-1)/2 points).
+MAX_PREDICTORS_FOR_EDGES = 20
+
+
+def _candidates(
+    X: FloatArray,
+    Z: FloatArray,
+    n_random: int,
+    rng: np.random.Generator,
+    simplex: _SimplexMap,
+    extra: Sequence[FloatArray],
 ) -> list[FloatArray]:
+    """Predictor weights to screen as starts.
+
+    Equal weights and R Synth's regression-based start; every vertex and (for up to
+    :data:`MAX_PREDICTORS_FOR_EDGES` predictors) every edge midpoint of the simplex,
+    because the optimum often puts nearly all weight on one or two predictors;
+    seeded sparse Dirichlet draws; and the caller's extra starts.
+    """
     K = X.shape[0]
-    starts = [np.full(K, 1.0 / K), regression_start(X, Z)]
-    starts += [rng.dirichlet(np.ones(K)) for _ in range(n_random)]
-    # Floor zero entries: u = 0 is a stationary direction a gradient search cannot leave.
-    return [np.maximum(s, 1e-6) / np.maximum(s, 1e-6).sum() for s in starts]
+    points = [np.full(K, 1.0 / K), regression_start(X, Z), *np.eye(K)]
+    if K <= MAX_PREDICTORS_FOR_EDGES:
+        rows, cols = np.triu_indices(K, 1)
+        edges = np.zeros((rows.size, K))
+        edges[np.arange(rows.size), rows] = edges[np.arange(rows.size), cols] = 0.5
+        points += list(edges)
+    points += list(rng.dirichlet(np.full(K, 0.3), size=n_random))
+    points += [np.asarray(p, dtype=float) for p in extra]
+    return [simplex.floor + simplex.mass * p / p.sum() for p in points]
 
 
 def _certify(
@@ -598,10 +641,11 @@ def choose_predictor_weights(
     z1: FloatArray,
     Z0: FloatArray,
     *,
-    n_random_starts: int = 6,
+    n_random_starts: int = 200,
     seed: int | np.random.Generator | None = 0,
     max_iterations: int = 200,
-    n_polish: int = 1,
+    n_local: int = 6,
+    n_polish: int = 4,
     min_predictor_weight: float = 1e-8,
     extra_starts: Sequence[FloatArray] = (),
     global_search: bool = False,
@@ -610,9 +654,13 @@ def choose_predictor_weights(
 
     First the lower bound ``min_w |z1 - Z0 w|^2 / T0`` is computed and, when its
     minimiser is ``W(v)`` for an admissible ``v`` (an LP), that ``v`` is returned as
-    a certified global optimum. Otherwise BFGS with the analytic gradient runs from
-    every start; the ``n_polish`` best end points are refined by Nelder-Mead (which
-    crosses the kinks where BFGS stops) and BFGS again; the best point wins.
+    a certified global optimum. Otherwise a few hundred candidate ``v`` are screened
+    (one inner solve each, see :func:`_candidates`); BFGS with the analytic gradient
+    runs from the ``n_local`` best; the ``n_polish`` best end points are refined by
+    Nelder-Mead (which crosses the kinks and flat stretches where BFGS stops) and by
+    BFGS again; the best point wins. On the 39 California fits (ADH spec) this
+    reaches, on average, within a few per cent of a long differential-evolution run
+    at a tenth of its cost; ``global_search=True`` adds that run.
 
     Parameters
     ----------
@@ -620,13 +668,15 @@ def choose_predictor_weights(
         Treated and donor predictors, shapes (K,) and (K, J), already scaled.
     z1, Z0 : ndarray
         Treated and donor outcomes over the fit window, shapes (T0,) and (T0, J).
-    n_random_starts : int, default 6
-        Seeded Dirichlet starts besides the equal and regression-based ones.
+    n_random_starts : int, default 200
+        Seeded sparse Dirichlet candidates screened besides the deterministic ones.
     seed : int, Generator or None, default 0
         Seed of the random starts; the result is reproducible for a given seed.
     max_iterations : int, default 200
         Iteration cap of each BFGS search.
-    n_polish : int, default 1
+    n_local : int, default 6
+        How many of the best screened candidates start a BFGS search.
+    n_polish : int, default 4
         How many of the best local optima are refined by Nelder-Mead.
     min_predictor_weight : float, default 1e-8
         Lower bound on every ``v_k`` (as in MSCMT). A predictor weight of exactly
@@ -672,20 +722,23 @@ def choose_predictor_weights(
         loss = problem.loss(problem.weights(equal))
         return _finish(problem, x1, X0, z1, Z0, equal, lower_bound, [loss], True)
 
-    X_all = np.column_stack([x1, X0])
-    Z_all = np.column_stack([z1, Z0])
-    starts = _starting_points(X_all, Z_all, n_random_starts, rng)
-    starts += [np.asarray(s, dtype=float) / np.sum(s) for s in extra_starts]
-    results = [_gradient_search(problem, simplex, v0, max_iterations) for v0 in starts]
+    candidates = _candidates(
+        np.column_stack([x1, X0]), np.column_stack([z1, Z0]), n_random_starts, rng, simplex, extra_starts
+    )
+    screened = sorted(
+        ((v, problem.loss(problem.weights(v)), True) for v in candidates), key=lambda r: r[1]
+    )
+    results = screened[:1] + [
+        _gradient_search(problem, simplex, v0, max_iterations) for v0, _, _ in screened[:n_local]
+    ]
     for v0, _, _ in sorted(results, key=lambda r: r[1])[:n_polish]:
-        v1, _, _ = _simplex_polish(problem, simplex, v0, 150 * x1.size)
+        v1 = _simplex_polish(problem, simplex, v0, 60 * x1.size)
         results.append(_gradient_search(problem, simplex, v1, max_iterations))
     if global_search:
         results.append(_differential_evolution(problem, simplex, rng, max_iterations))
     best = min(results, key=lambda r: r[1])
-    converged = any(r[2] for r in results)
     return _finish(
-        problem, x1, X0, z1, Z0, best[0], lower_bound, [r[1] for r in results], converged
+        problem, x1, X0, z1, Z0, best[0], lower_bound, [r[1] for r in results], best[2]
     )
 
 
@@ -730,8 +783,9 @@ def _finish(
     loss = outcome_loss(z1, Z0, w)
     if not converged:
         warnings.warn(
-            "every local search of the predictor weights hit its iteration limit; "
-            "raise max_iterations or set global_search=True",
+            "the best local search of the predictor weights stopped at its iteration "
+            "limit before converging; the loss reached is reported but may not be a local "
+            "optimum: raise max_iterations or set global_search=True",
             ConvergenceWarning,
             stacklevel=3,
         )

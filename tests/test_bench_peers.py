@@ -47,6 +47,16 @@ def test_basque_donors_drop_spain_and_treated() -> None:
     assert len(specs.BASQUE["donors"]) == 16
 
 
+@needs_data
+def test_outcome_mspe_reproduces_published_basque_losses() -> None:
+    df, spec = specs.load("basque")
+    mscmt = {"Cataluna": 0.633, "Baleares (Islas)": 0.219, "Madrid (Comunidad De)": 0.148}
+    r_synth = {"Cataluna": 0.8508, "Madrid (Comunidad De)": 0.1492}
+    # Published to 3-4 digits, so the weights are rounded; losses 0.0042861 and 0.0088646.
+    assert peers.outcome_mspe(df, spec, mscmt) == pytest.approx(0.0042861, rel=1e-3)
+    assert peers.outcome_mspe(df, spec, r_synth) == pytest.approx(0.0088646, rel=1e-3)
+
+
 def _toy_panel() -> pd.DataFrame:
     """Treated = 0.25 A + 0.75 B in every period and covariate; C is off."""
     rows = []
