@@ -19,13 +19,12 @@ Tables and keys (``*`` required)::
     [pools.NAME]   units | column + values | column + programme_pool
     [[outcomes]]*  column*, label, headline, exclude_flagged, predictors
                    (predictors: inline tables {variable, at} or {variable, mean = [start, end]})
-    [estimators]   names, outcomes ("headline" | "all")
+    [estimators]   names, outcomes ("headline" | "all"), options ({name = {option = value}})
     [fit]          seed, n_random_starts, n_polish, max_iterations, global_search
     [inference]    placebo, leave_one_out, in_time, conformal, refit_placebo_weights
-                   ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled, n_jobs,
-                   skip_placebo_estimators
+                   ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled, n_jobs
     [report]       fit_good, fit_fair
-    [speccurve]    estimators, pools, placebo, n_lags  (headline outcome, main analysis)
+    [speccurve]    estimators, pools, placebo, n_lags, fit_windows  (headline outcome, main analysis)
     [[sensitivity]] name*, treated, treatment_start, fit_window, outcomes, pools,
                    exclude_flagged
 
@@ -145,7 +144,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "predictors": ((_LIST,), False),
     },
     "predictor": {"variable": ((str,), True), "at": ((int,), False), "mean": ((_LIST,), False)},
-    "estimators": {"names": ((_LIST,), False), "outcomes": ((str,), False)},
+    "estimators": {"names": ((_LIST,), False), "outcomes": ((str,), False), "options": ((_TABLE,), False)},
     "fit": {
         "seed": ((int,), False),
         "n_random_starts": ((int,), False),
@@ -163,7 +162,6 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pooled": ((bool,), False),
         "n_jobs": ((int,), False),
         "refit_placebo_weights": ((str,), False),
-        "skip_placebo_estimators": ((_LIST,), False),
     },
     "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False)},
     "speccurve": {
@@ -171,6 +169,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pools": ((_LIST,), False),
         "placebo": ((bool,), False),
         "n_lags": ((int,), False),
+        "fit_windows": ((_LIST,), False),
     },
     "sensitivity": {
         "name": ((str,), True),
@@ -217,6 +216,7 @@ class Task:
     pool: str
     estimator: str
     spec: Spec
+    estimator_options: tuple = ()  # (name, value) pairs, as in FitOptions
 
     @property
     def is_main(self) -> bool:
@@ -241,7 +241,6 @@ class InferenceOptions:
     pooled: bool = True
     n_jobs: int = -1
     refit_placebo_weights: str = "all"
-    skip_placebo_estimators: tuple[str, ...] = ()
 
     def applies(self, method: str, task: Task) -> bool:
         """Whether ``method`` runs on ``task``.
@@ -256,8 +255,7 @@ class InferenceOptions:
         if scope == "none":
             return False
         if method == "placebo":
-            wanted = task.estimator not in self.skip_placebo_estimators
-            return wanted and (scope == "all" or task.outcome.headline)
+            return scope == "all" or task.outcome.headline
         if method == "refit_placebo_weights":
             return scope == "all" or (task.is_headline and task.estimator == "classic")
         if not task.is_main or task.estimator != "classic":
@@ -273,6 +271,7 @@ class SpecCurveOptions:
     pools: tuple[str, ...] = ()
     placebo: bool = False
     n_lags: int = 3
+    fit_windows: tuple = (None,)  # None: the main analysis' fit window
 
 
 @dataclass(frozen=True)
@@ -303,7 +302,8 @@ class StudyConfig:
         Pool name -> tuple of member units (before exclusions).
     analyses : tuple of Analysis
     estimators : tuple of str
-        Estimator names requested (some may be unavailable; see the study).
+    estimator_options : dict
+        Estimator name -> its options (``estimator_options`` of :func:`synthcontrol.fit`).
     estimator_scope : str
     fit_options : FitOptions
     inference : InferenceOptions
@@ -332,6 +332,7 @@ class StudyConfig:
     pools: dict
     analyses: tuple[Analysis, ...]
     estimators: tuple[str, ...]
+    estimator_options: dict
     estimator_scope: str
     fit_options: FitOptions
     inference: InferenceOptions
@@ -582,7 +583,7 @@ def _predictor(item: Any, where: str, frame: pd.DataFrame) -> Predictor:
 
 
 def _window(value: list, key: str) -> tuple[int, int]:
-    if len(value) != 2 or not all(_is_type(v, (int,)) for v in value):
+    if not isinstance(value, list) or len(value) != 2 or not all(_is_type(v, (int,)) for v in value):
         raise ConfigError(f"key {key!r} must be [start, end] (two integers), got {value!r}")
     if value[1] < value[0]:
         raise ConfigError(f"key {key!r} = {value!r} ends before it starts; swap the years")
@@ -715,6 +716,7 @@ def _sensitivity(item: Any, index: int, main: Analysis, outcomes: Mapping[str, O
 
 
 def _task(analysis: Analysis, outcome: Outcome, pool: str, estimator: str, ctx: dict) -> Task:
+    options = tuple(sorted(ctx["estimator_options"].get(estimator, {}).items()))
     flagged = analysis.exclude_flagged if analysis.exclude_flagged is not None else outcome.exclude_flagged
     excluded = set(ctx["excluded"]) | (set(ctx["flagged"]) if flagged else set())
     donors = tuple(u for u in ctx["pools"][pool] if u not in analysis.treated and u not in excluded)
@@ -730,7 +732,8 @@ def _task(analysis: Analysis, outcome: Outcome, pool: str, estimator: str, ctx: 
         exclude=tuple(ctx["excluded"]),
         drop_incomplete_donors=ctx["drop_incomplete"],
     )
-    return Task(analysis=analysis.name, outcome=outcome, pool=pool, estimator=estimator, spec=spec)
+    return Task(analysis=analysis.name, outcome=outcome, pool=pool, estimator=estimator, spec=spec,
+                estimator_options=options)
 
 
 def _tasks(analyses, outcomes: Mapping[str, Outcome], estimators, scope: str, ctx: dict) -> tuple[Task, ...]:
@@ -770,8 +773,7 @@ def _inference(table: Mapping[str, Any], periods: list) -> InferenceOptions:
     alpha = table.get("conformal_alpha", 0.1)
     if not 0 < alpha < 1:
         raise ConfigError(f"key 'inference.conformal_alpha' must lie in (0, 1), got {alpha}")
-    skipped = _estimator_names(table.get("skip_placebo_estimators", []), "inference.skip_placebo_estimators")
-    options = InferenceOptions(**{**table, "skip_placebo_estimators": skipped})
+    options = InferenceOptions(**table)
     if options.in_time != "none" and options.in_time_start is None:
         raise ConfigError("key 'inference.in_time_start' is missing; give the fake treatment year "
                           "or set in_time = \"none\"")
@@ -793,12 +795,20 @@ def _estimator_names(values: list, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def _estimators(table: Mapping[str, Any]) -> tuple[tuple[str, ...], str]:
+def _estimators(table: Mapping[str, Any]) -> tuple[tuple[str, ...], str, dict]:
     _check_table(table, "estimators", "estimators")
     names = _estimator_names(table.get("names", ["classic"]), "estimators.names")
     if "classic" not in names:
         raise ConfigError("key 'estimators.names' must include \"classic\" (the reference estimator)")
-    return names, _choice(table.get("outcomes", "headline"), ("headline", "all"), "estimators.outcomes")
+    options = table.get("options", {})
+    for name, values in options.items():
+        if name not in names:
+            raise ConfigError(f"key 'estimators.options.{name}': {name!r} is not in estimators.names "
+                              f"({', '.join(names)}); add it there or remove its options")
+        if not isinstance(values, dict):
+            raise ConfigError(f"key 'estimators.options.{name}' must be a table such as {{ se = false }}")
+    scope = _choice(table.get("outcomes", "headline"), ("headline", "all"), "estimators.outcomes")
+    return names, scope, options
 
 
 def _speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: Mapping[str, tuple]) -> SpecCurveOptions | None:
@@ -808,12 +818,15 @@ def _speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: M
     n_lags = table.get("n_lags", 3)
     if n_lags < 1:
         raise ConfigError(f"key 'speccurve.n_lags' must be at least 1, got {n_lags}")
+    windows = tuple(_window(w, f"speccurve.fit_windows[{i}]") for i, w in enumerate(table.get("fit_windows", [])))
     return SpecCurveOptions(
         estimators=_estimator_names(table.get("estimators", ["classic"]), "speccurve.estimators"),
         pools=_pool_names(table["pools"], "speccurve.pools", known) if "pools" in table else pools,
         placebo=table.get("placebo", False),
         n_lags=n_lags,
+        fit_windows=windows or (None,),
     )
+
 
 
 # -- assembly -------------------------------------------------------------------------------
@@ -857,7 +870,8 @@ def _build(raw: dict, path: Path, data: pd.DataFrame, data_name: str, quick: boo
     periods = sorted(pd.unique(data[ctx["time"]]).tolist())
     for i, analysis in enumerate(analyses):
         _check_years(analysis, by_column, periods, "design" if i == 0 else f"sensitivity[{i - 1}]")
-    estimators, scope = _estimators(raw.get("estimators", {}))
+    estimators, scope, estimator_options = _estimators(raw.get("estimators", {}))
+    ctx["estimator_options"] = estimator_options
     if quick:
         headline = next(o for o in outcomes if o.headline)
         analyses = [Analysis("main", main.treated, main.treatment_start, main.fit_window,
@@ -881,6 +895,7 @@ def _build(raw: dict, path: Path, data: pd.DataFrame, data_name: str, quick: boo
         pools=ctx["pools"],
         analyses=tuple(analyses),
         estimators=estimators,
+        estimator_options=estimator_options,
         estimator_scope=scope,
         fit_options=_fit_options(raw.get("fit", {})),
         inference=_inference(raw.get("inference", {}), periods),

@@ -169,6 +169,8 @@ def write_report(study: StudyResult, out: str | os.PathLike) -> dict[str, Path]:
 def _num(x: float, digits: int = 3) -> str:
     if x is None or not np.isfinite(x):
         return "-"
+    if abs(x) >= 10 ** digits:
+        return f"{x:,.0f}"
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
 
 
@@ -419,8 +421,9 @@ def _results_section(study: StudyResult, figures: dict) -> list[Block]:
         Paragraph(_placebo_note(study)),
         Paragraph(
             "Effect: average gap (observed minus synthetic) over the post-period, in the outcome's units "
-            "(log points for logs). Fit ratio: pre-period RMSPE divided by the spread of the outcome across "
-            f"the treated unit and its donors; 'good' up to {good}, 'fair' up to {fair}, 'poor' above. "
+            "(log points for logs). Fit ratio: pre-period RMSPE divided by the smaller of the outcome's spread "
+            "across the treated unit and its donors and the spread of the treated unit's own pre-period path; "
+            f"'good' up to {good}, 'fair' up to {fair}, 'poor' above. "
             "p (placebo): share of units (the treated one and every donor refitted as if treated) whose "
             "post/pre RMSPE ratio is at least the treated unit's."
         ),
@@ -430,13 +433,9 @@ def _results_section(study: StudyResult, figures: dict) -> list[Block]:
 
 def _placebo_note(study: StudyResult) -> str:
     counts = study.results.placebo_weights.value_counts()
-    skipped = study.config.inference.skip_placebo_estimators
-    text = (f"In-space placebo tests: {counts.get('refitted', 0)} fits whose placebos chose their own predictor "
+    return (f"In-space placebo tests: {counts.get('refitted', 0)} fits whose placebos chose their own predictor "
             f"weights (as the treated fit did) and {counts.get('reused', 0)} whose placebos reused the treated "
             "unit's predictor weights (faster; column placebo_weights of results.csv).")
-    if skipped:
-        text += f" No placebo test for estimator(s) {', '.join(skipped)} (skip_placebo_estimators)."
-    return text
 
 
 def _reading_section(study: StudyResult, figures: dict) -> list[Block]:
@@ -455,7 +454,7 @@ def _read_row(row) -> str:
     text = (f"{row.treated}, {row.pool} pool ({row.n_donors} donors): {row.outcome} is on average "
             f"{_num(abs(row.effect))} {direction} its synthetic control over {row.n_post} post-treatment "
             f"year(s); the pre-period fit is {row.fit_quality} (pre-RMSPE {_num(row.pre_rmspe)}, "
-            f"{row.fit_ratio:.2f} of the spread across units)")
+            f"fit ratio {row.fit_ratio:.2f})")
     if np.isfinite(row.p_value):
         text += f"; placebo p = {_p(row.p_value)} (smallest possible {_p(1 / (row.n_placebos + 1))})."
     else:
@@ -533,10 +532,28 @@ def _robustness_section(study: StudyResult, figures: dict) -> list[Block]:
             "units tested jointly (average standardised gap against placebo averages)."
         ),
         Table(table),
+        Paragraph(" ".join(_robustness_text(row, options.in_time_start) for row in headline.itertuples())),
     ]
     blocks += _conformal_table(study)
     blocks += _pooled_table(study)
     return blocks
+
+
+def _robustness_text(row, fake_start) -> str:
+    text = f"{row.treated}, {row.pool} pool:"
+    if np.isfinite(row.in_time_ratio):
+        if row.in_time_ratio >= row.real_ratio:
+            text += (f" with a fake start in {fake_start} the gap is already as large relative to the fit "
+                     f"(ratio {_num(row.in_time_ratio)} against {_num(row.real_ratio)} for the real start), so the "
+                     "post-treatment gap continues a divergence that predates the treatment.")
+        else:
+            text += (f" a fake start in {fake_start} gives a smaller ratio ({_num(row.in_time_ratio)} against "
+                     f"{_num(row.real_ratio)}), as expected if the paths diverged only after treatment.")
+    if np.isfinite(row.loo_min):
+        same_sign = np.sign(row.loo_min) == np.sign(row.loo_max) == np.sign(row.effect)
+        text += (" Dropping any one donor keeps the sign of the effect." if same_sign else
+                 " Dropping a single donor changes the sign of the effect: it rests on that donor.")
+    return text
 
 
 def _conformal_table(study: StudyResult) -> list[Block]:

@@ -296,7 +296,7 @@ class SynthResult:
 
     def summary(self) -> Summary:
         """Weights, balance, fit and effects as a :class:`Summary` (prints nothing)."""
-        weights = self.weights[self.weights > 1e-6].sort_values(ascending=False).to_frame()
+        weights = self.weights[self.weights.abs() > 1e-6].sort_values(ascending=False).to_frame()
         balance = self.balance.join(self.predictor_weights).join(self.scaling)
         fit = pd.DataFrame(
             {
@@ -313,10 +313,12 @@ class SynthResult:
         notes = [
             f"Estimator: {self.estimator}; outcome '{self.spec.outcome}'; treatment from "
             f"{self.spec.treatment_start}; {len(self.donors)} donors.",
-            "Predictor weights were "
-            + ("given by the user." if self.predictor_weights_given else "chosen by the nested optimisation.")
-            + (" The loss equals its lower bound: a certified global optimum." if self.solution.certified else ""),
+            self._predictor_weights_note(),
         ]
+        if (self.solution.weights < 0).any():
+            notes.append("Some donor weights are negative (the estimator allows extrapolation).")
+        if self.intercept:
+            notes.append(f"The synthetic outcome includes an intercept of {self.intercept:.4g}.")
         if self.solution.tie_broken:
             notes.append(
                 "Several donor weightings matched the predictors equally well; the one with "
@@ -334,6 +336,13 @@ class SynthResult:
             },
             tuple(notes),
         )
+
+    def _predictor_weights_note(self) -> str:
+        if self.extras.get("predictors_used", True) is False:
+            return "This estimator matches on pre-period outcomes; the predictors play no part."
+        source = "given by the user." if self.predictor_weights_given else "chosen by the nested optimisation."
+        certified = " The loss equals its lower bound: a certified global optimum."
+        return "Predictor weights were " + source + (certified if self.solution.certified else "")
 
     # -- plots -------------------------------------------------------------------
     def plot_path(self, ax=None):

@@ -9,12 +9,14 @@ place (:func:`_inference`), and returns a :class:`StudyResult` whose
 :mod:`synthcontrol.report`.
 
 Fit quality
-    Each fit's pre-period RMSPE is divided by the spread of the outcome across the
-    treated unit and its donors (the root mean square, over the pre-period years of
-    the fit window, of the cross-sectional standard deviation): ``fit_ratio``. A ratio
-    up to ``fit_good`` (default 0.25) is a "good" fit, up to ``fit_fair`` (0.5)
+    Each fit's pre-period RMSPE is divided by the smaller of two spreads of the
+    outcome over the pre-period: across units (the root mean square of the
+    cross-sectional standard deviation of the treated unit and its donors) and over
+    time (the standard deviation of the treated unit's own path): ``fit_ratio``. A
+    ratio up to ``fit_good`` (default 0.25) is a "good" fit, up to ``fit_fair`` (0.5)
     "fair", above it "poor": a poor synthetic control misses the treated unit by
-    more than half the typical distance between units, and its gaps say little.
+    more than half of how much units differ or the unit itself moved, and its gaps
+    say little (see :func:`fit_quality`).
 """
 
 from __future__ import annotations
@@ -172,7 +174,8 @@ def _fit_task(config: StudyConfig, task: Task) -> dict[Hashable, SynthResult]:
     options = config.fit_options
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DroppedDonorsWarning)
-        fits = fit(config.data, task.spec, estimator=task.estimator, **options.search_options())
+        fits = fit(config.data, task.spec, estimator=task.estimator,
+                   estimator_options=dict(task.estimator_options), **options.search_options())
     for warning in caught:
         if issubclass(warning.category, DroppedDonorsWarning):
             logger.info("  %s", warning.message)
@@ -284,17 +287,19 @@ def _specification_curves(config: StudyConfig, n_jobs: int | None) -> dict:
     if options is None:
         return {}
     curves = {}
+    estimator_options = {name: o for name, o in config.estimator_options.items() if name in options.estimators}
     headline = [t for t in config.tasks if t.is_headline and t.estimator == "classic" and t.pool in options.pools]
     for task in headline:
         for treated in task.spec.treated_units:
             logger.info("specification curve | %s | %s", config.unit_name(treated), task.pool)
             spec = task.spec.for_treated(treated)
-            specs = specification.standard_specs(config.data, spec, n_lags=options.n_lags)
+            specs = specification.standard_specs(config.data, spec, n_lags=options.n_lags,
+                                                  fit_windows=options.fit_windows)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DroppedDonorsWarning)  # logged with the main fit
                 curves[(treated, task.pool)] = specification.specification_curve(
-                    config.data, specs, estimators=options.estimators, options=config.fit_options,
-                    placebo=options.placebo, n_jobs=n_jobs)
+                    config.data, specs, estimators=options.estimators, estimator_options=estimator_options,
+                    options=config.fit_options, placebo=options.placebo, n_jobs=n_jobs)
     return curves
 
 
@@ -302,10 +307,14 @@ def _specification_curves(config: StudyConfig, n_jobs: int | None) -> dict:
 
 
 def fit_quality(result: SynthResult, thresholds: tuple[float, float] = (0.25, 0.5)) -> tuple[float, str]:
-    """Pre-period RMSPE relative to the outcome's spread across units, and its label.
+    """Pre-period RMSPE relative to how much the outcome varies, and its label.
 
-    The spread is the root mean square, over the pre-period, of the cross-sectional
-    standard deviation of the outcome across the treated unit and its donors.
+    The yardstick is the smaller of two spreads over the pre-period: across units
+    (the root mean square of the cross-sectional standard deviation of the treated
+    unit and its donors) and over time (the standard deviation of the treated unit's
+    own path). A synthetic control must miss by little compared with both how units
+    differ and how the treated unit moved; ``ratio <= good`` is "good", ``<= fair``
+    "fair", above it "poor".
 
     Examples
     --------
@@ -317,8 +326,11 @@ def fit_quality(result: SynthResult, thresholds: tuple[float, float] = (0.25, 0.
     'good'
     """
     design = result.design
-    spread = design.outcome[design.pre_mask].std(axis=1, ddof=1)
-    ratio = result.pre_rmspe / float(np.sqrt(np.mean(spread**2)))
+    pre = design.outcome[design.pre_mask]
+    across = float(np.sqrt(np.mean(pre.std(axis=1, ddof=1) ** 2)))
+    over_time = float(pre[:, 0].std(ddof=1))
+    scale = min(across, over_time)
+    ratio = result.pre_rmspe / scale if scale > 0 else (np.inf if result.pre_rmspe > 0 else 0.0)
     good, fair = thresholds
     return ratio, "good" if ratio <= good else "fair" if ratio <= fair else "poor"
 

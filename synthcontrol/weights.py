@@ -435,6 +435,8 @@ class _NestedProblem:
         self.D = Z0 - z1[:, None]
         self.T0 = len(z1)
         self.n_evaluations = 0
+        # Scaled once so that the NNLS rows stay O(1) for every v (sqrt(v) <= 1).
+        self._C_unit = self.C / max(float(np.max(np.abs(self.C))), 1e-300)
         self._system = np.ones((self.C.shape[0] + 1, self.C.shape[1]))
         self._rhs = np.zeros(self.C.shape[0] + 1)
         self._rhs[-1] = 1.0
@@ -442,12 +444,8 @@ class _NestedProblem:
     def weights(self, v: FloatArray) -> FloatArray:
         """``W(v)`` by the NNLS reduction of :func:`simplex_least_squares`."""
         self.n_evaluations += 1
-        rows = self._system[:-1]
-        np.multiply(np.sqrt(v)[:, None], self.C, out=rows)
-        scale = float(np.max(np.abs(rows)))
-        if scale > 0.0:
-            rows /= scale
-        self._system[-1] = 1.0
+        root = np.sqrt(v)
+        np.multiply((root / root.max())[:, None], self._C_unit, out=self._system[:-1])
         u, _ = optimize.nnls(self._system, self._rhs, maxiter=50 * self._system.shape[1])
         return _clean_simplex(u)
 
@@ -459,14 +457,17 @@ class _NestedProblem:
         """Loss and its gradient in ``v``, by implicit differentiation on the support."""
         w = self.weights(v)
         support = np.flatnonzero(w)
+        w_S = w[support]
         C_S = self.C[:, support]
         D_S = self.D[:, support]
-        residual = C_S @ w[support]
-        outcome_residual = D_S @ w[support]
-        dL_dw = np.append(2.0 / self.T0 * (D_S.T @ outcome_residual), 0.0)
-        adjoint = _solve_kkt(_kkt_matrix(C_S, v), dL_dw)[:-1]
+        residual = C_S @ w_S
+        outcome_residual = D_S @ w_S
+        n = support.size
+        rhs = np.zeros(n + 1)
+        rhs[:n] = (2.0 / self.T0) * (D_S.T @ outcome_residual)
+        adjoint = _solve_kkt(_kkt_matrix(C_S, v), rhs)[:n]
         # d w_S / d v_k solves KKT [dw; dmu] = [-C_S[k]' r_k; 0]; contract with the adjoint.
-        grad_v = -(adjoint @ C_S.T) * residual
+        grad_v = -(C_S @ adjoint) * residual
         return float(outcome_residual @ outcome_residual) / self.T0, grad_v
 
 
@@ -513,8 +514,8 @@ class _SimplexMap:
 
 #: A local search has stalled when the loss improved by less than this (relative)
 #: over :data:`STALL_WINDOW` iterations: BFGS zigzags at the kinks of ``L``.
-STALL_TOLERANCE = 1e-10
-STALL_WINDOW = 10
+STALL_TOLERANCE = 1e-9
+STALL_WINDOW = 5
 
 
 def _gradient_search(

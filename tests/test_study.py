@@ -90,14 +90,15 @@ def test_reused_predictor_weights_are_not_shared():
         assert shared[treated].reused_predictor_weights
 
 
-def test_fit_quality_is_pre_rmspe_over_cross_sectional_spread():
+def test_fit_quality_is_pre_rmspe_over_the_smaller_spread():
     spec = sc.Spec(outcome="cigsale", treated="Kentucky", treatment_start=1989,
                    predictors=[sc.at("cigsale", 1975)], donors=DONORS)
     result = sc.fit(sc.datasets.load_smoking(), spec)
     outcome = result.design.outcome[result.design.pre_mask]
-    spread = np.sqrt(np.mean(outcome.std(axis=1, ddof=1) ** 2))
+    across = np.sqrt(np.mean(outcome.std(axis=1, ddof=1) ** 2))
+    over_time = outcome[:, 0].std(ddof=1)
     ratio, label = fit_quality(result, (0.25, 0.5))
-    assert ratio == pytest.approx(result.pre_rmspe / spread)
+    assert ratio == pytest.approx(result.pre_rmspe / min(across, over_time))
     assert label == "poor" and ratio > 0.5  # Kentucky smokes far more than any western state
     assert fit_quality(result, (ratio * 2, ratio * 4))[1] == "good"
     assert fit_quality(result, (ratio / 2, ratio * 2))[1] == "fair"
