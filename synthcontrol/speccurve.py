@@ -15,7 +15,9 @@ depend on ``n_jobs``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
 
 import numpy as np
@@ -225,6 +227,7 @@ def specification_curve(
     options: FitOptions = FitOptions(),
     placebo: bool = True,
     n_jobs: int | None = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> SpecCurveResult:
     """Fit every specification with every estimator, with placebo tests.
 
@@ -247,6 +250,11 @@ def specification_curve(
     n_jobs : int or None, default 1
         Workers for the fits and the placebo refits (joblib, through the inference
         runner). The result does not depend on it.
+    checkpoint_dir : path, optional
+        Directory keeping each placebo test's finished refits (one sub-directory
+        per fit, see :func:`~synthcontrol.placebo_test`): an interrupted sweep run
+        again with the same directory refits only the specifications' own fits, which
+        are cheap, and the placebos that were not finished.
 
     Returns
     -------
@@ -282,13 +290,20 @@ def specification_curve(
         for name in estimators
     ]
     results, _ = run_tasks(_fit, jobs, n_jobs=n_jobs, description="specification curve")
-    placebos = tuple(placebo_test(r, n_jobs=n_jobs) if placebo else None for r in results)
+    placebos = tuple(
+        placebo_test(r, n_jobs=n_jobs, checkpoint_dir=_sub_directory(checkpoint_dir, i)) if placebo else None
+        for i, r in enumerate(results)
+    )
     return SpecCurveResult(
         labels=tuple(label for label in designs for _ in estimators),
         estimators=tuple(name for _ in designs for name in estimators),
         results=tuple(results),
         placebos=placebos,
     )
+
+
+def _sub_directory(directory: str | os.PathLike | None, index: int) -> Path | None:
+    return None if directory is None else Path(directory) / f"fit-{index:04d}"
 
 
 def _labelled(specs: Mapping[str, Spec] | Sequence[Spec]) -> dict[str, Spec]:

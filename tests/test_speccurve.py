@@ -108,3 +108,15 @@ def test_curve_refuses_several_treated_units(smoking, base):
 
     with pytest.raises(SpecError, match="one treated unit"):
         sc.specification_curve(smoking, {"two": replace(base, treated=["California", "Utah"], donors=None)})
+
+
+def test_interrupted_sweep_resumes_its_placebos(tmp_path):
+    df = sc.datasets.load_smoking()
+    base = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+                   donors=["Utah", "Nevada", "Montana", "Colorado", "Connecticut", "Idaho"])
+    specs = dict(list(sc.standard_specs(df, base).items())[:2])
+    first = sc.specification_curve(df, specs, checkpoint_dir=tmp_path)
+    again = sc.specification_curve(df, specs, checkpoint_dir=tmp_path)
+    assert all(p.run.n_computed == 0 for p in again.placebos)
+    assert all(p.run.n_resumed == len(p.units) - 1 for p in again.placebos)
+    pd.testing.assert_frame_equal(first.table, again.table)
