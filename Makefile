@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup case-study test bench bench-peers clean
+.PHONY: setup case-study test bench bench-env clean
+BENCH_VENV ?= .venv-bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,5 +20,15 @@ case-study: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The peers (pysyncon, SyntheticControlMethods, scpi_pkg) pin older numpy/scipy/pandas,
+# so they live in their own environment and are driven through benchmarks/peers.py.
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-peers.txt
+	touch $@
+
+bench-env: $(BENCH_VENV)/.installed
+
 clean:
-	rm -rf $(VENV) output .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) output .pytest_cache

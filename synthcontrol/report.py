@@ -245,10 +245,20 @@ def _draw_paths(plt, tasks: list[TaskResult], treated: Hashable, config) -> obje
         result = tr.fits[treated]
         result.plot_path(ax=row[0])
         result.plot_gap(ax=row[1])
+        row[0].legend([config.unit_name(treated), "synthetic"], frameon=False)
         row[0].set_title(f"{config.unit_name(treated)} vs synthetic, {tr.task.pool} pool", fontsize="medium")
         row[1].set_title(f"gap, {tr.task.pool} pool", fontsize="medium")
+    _integer_years(fig)
     fig.tight_layout()
     return fig
+
+
+def _integer_years(fig) -> None:
+    """Whole periods on every x axis (years, not 2007.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _draw_placebos(plt, tasks: list[TaskResult], treated: Hashable, config) -> object:
@@ -257,6 +267,7 @@ def _draw_placebos(plt, tasks: list[TaskResult], treated: Hashable, config) -> o
         placebo = tr.inference["placebo"][treated]
         placebo.plot_gaps(ax=ax)
         ax.set_title(f"{tr.task.pool} pool: p = {_p(placebo.p_value)}", fontsize="medium")
+    _integer_years(fig)
     fig.tight_layout()
     return fig
 
@@ -527,7 +538,7 @@ def _robustness_section(study: StudyResult, figures: dict) -> list[Block]:
         Paragraph(
             "Leave-one-out: the effect when each donor with positive weight is dropped in turn. In-time "
             f"placebo: the treatment moved back to {options.in_time_start} (fit window ending before it); a fake "
-            "effect as large as the real one means the gap predates the programme. Conformal p: "
+            "effect of the same sign and comparable size means the gap predates the treatment. Conformal p: "
             "Chernozhukov, Wuethrich and Zhu's test of no effect in every post year. Pooled p: the treated "
             "units tested jointly (average standardised gap against placebo averages)."
         ),
@@ -541,14 +552,14 @@ def _robustness_section(study: StudyResult, figures: dict) -> list[Block]:
 
 def _robustness_text(row, fake_start) -> str:
     text = f"{row.treated}, {row.pool} pool:"
-    if np.isfinite(row.in_time_ratio):
-        if row.in_time_ratio >= row.real_ratio:
-            text += (f" with a fake start in {fake_start} the gap is already as large relative to the fit "
-                     f"(ratio {_num(row.in_time_ratio)} against {_num(row.real_ratio)} for the real start), so the "
-                     "post-treatment gap continues a divergence that predates the treatment.")
+    if np.isfinite(row.in_time_effect):
+        text += (f" with a fake start in {fake_start} the synthetic control already misses by "
+                 f"{_num(row.in_time_effect)} on average before the real start (real effect {_num(row.effect)});")
+        if np.sign(row.in_time_effect) == np.sign(row.effect) and abs(row.in_time_effect) >= abs(row.effect) / 2:
+            text += (" a gap of the same sign and comparable size opened before the treatment, so the "
+                     "post-treatment gap cannot be attributed to it.")
         else:
-            text += (f" a fake start in {fake_start} gives a smaller ratio ({_num(row.in_time_ratio)} against "
-                     f"{_num(row.real_ratio)}), as expected if the paths diverged only after treatment.")
+            text += " the fake-start gap is small or of the other sign, as expected if the paths diverged only after treatment."
     if np.isfinite(row.loo_min):
         same_sign = np.sign(row.loo_min) == np.sign(row.loo_max) == np.sign(row.effect)
         text += (" Dropping any one donor keeps the sign of the effect." if same_sign else

@@ -422,12 +422,21 @@ def regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
     return start / total
 
 
+#: From this many donors on, the inner solve is warm-started from the last solution.
+#: Below it NNLS from scratch is as fast (measured: 140 against 156 microseconds
+#: at J = 38, K = 7), above it far slower (4.9 ms against 0.45 ms at J = 1000, K = 20).
+WARM_START_MIN_DONORS = 100
+
+
 class _NestedProblem:
     """``L(v)`` and ``dL/dv`` for one nested problem, counting inner solves.
 
-    Holds what does not change with ``v`` (the discrepancy matrices and the NNLS
-    system's buffer) so that each evaluation is one NNLS solve plus, for the
-    gradient, one small KKT solve.
+    Holds what does not change with ``v`` (the discrepancy matrices, the NNLS
+    buffer) and the last inner solution. Successive ``v`` of a search are close, so
+    with many donors an active-set method warm-started from the last solution
+    (usually one or two small KKT solves) replaces NNLS from scratch, which remains
+    the fallback. Both return exact optima: the warm start changes the cost, not
+    the answer.
     """
 
     def __init__(self, x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray):
@@ -440,10 +449,19 @@ class _NestedProblem:
         self._system = np.ones((self.C.shape[0] + 1, self.C.shape[1]))
         self._rhs = np.zeros(self.C.shape[0] + 1)
         self._rhs[-1] = 1.0
+        self._last: FloatArray | None = None
 
     def weights(self, v: FloatArray) -> FloatArray:
-        """``W(v)`` by the NNLS reduction of :func:`simplex_least_squares`."""
+        """``W(v)``: warm-started active set, else the NNLS reduction."""
         self.n_evaluations += 1
+        warm = self._last is not None and self.C.shape[1] >= WARM_START_MIN_DONORS
+        w = _active_set_from(self.C, v, self._last) if warm else None
+        if w is None:
+            w = self._nnls(v)
+        self._last = w
+        return w
+
+    def _nnls(self, v: FloatArray) -> FloatArray:
         root = np.sqrt(v)
         np.multiply((root / root.max())[:, None], self._C_unit, out=self._system[:-1])
         u, _ = optimize.nnls(self._system, self._rhs, maxiter=50 * self._system.shape[1])
@@ -469,6 +487,54 @@ class _NestedProblem:
         # d w_S / d v_k solves KKT [dw; dmu] = [-C_S[k]' r_k; 0]; contract with the adjoint.
         grad_v = -(C_S @ adjoint) * residual
         return float(outcome_residual @ outcome_residual) / self.T0, grad_v
+
+
+def _active_set_from(C: FloatArray, v: FloatArray, w: FloatArray) -> FloatArray | None:
+    """Primal active-set method for ``min sum_k v_k (C w)_k^2`` on the simplex, started
+    at the feasible point ``w``; ``None`` if it does not certify an optimum quickly.
+
+    Each step solves the equality-constrained problem on the current support: a
+    non-negative solution is accepted, and the donor with the most negative KKT
+    multiplier joins the support; otherwise the step stops where the first weight
+    reaches zero and that donor leaves. The answer is returned only once the full
+    KKT conditions hold (``g_j = -mu`` on the support, ``g_j >= -mu`` off it).
+    """
+    w = w.copy()
+    support = np.flatnonzero(w)
+    tolerance = 1e-10 * float(np.max(v[:, None] * C * C)) + 1e-300
+    for _ in range(2 * C.shape[0] + 4):
+        target, mu = _equality_solution(C[:, support], v)
+        if target is None:
+            return None
+        if target.min() > 0:
+            w[support] = target
+            multipliers = C.T @ (v * (C[:, support] @ target)) + mu
+            if np.abs(multipliers[support]).max() > tolerance:
+                return None
+            entering = int(np.argmin(multipliers))
+            if multipliers[entering] >= -tolerance:
+                return w / w.sum()
+            support = np.append(support, entering)
+            continue
+        step = target - w[support]
+        shrinking = step < 0
+        ratios = w[support][shrinking] / -step[shrinking]
+        moved = w[support] + ratios.min() * step
+        moved[np.flatnonzero(shrinking)[np.argmin(ratios)]] = 0.0
+        w[support] = np.maximum(moved, 0.0)
+        support = support[w[support] > 0]
+    return None
+
+
+def _equality_solution(C_S: FloatArray, v: FloatArray) -> tuple[FloatArray | None, float]:
+    """Minimiser of ``sum_k v_k (C_S u)_k^2`` subject to ``sum(u) = 1``, and its multiplier."""
+    rhs = np.zeros(C_S.shape[1] + 1)
+    rhs[-1] = 1.0
+    try:
+        solution = np.linalg.solve(_kkt_matrix(C_S, v), rhs)
+    except np.linalg.LinAlgError:
+        return None, 0.0
+    return solution[:-1], float(solution[-1])
 
 
 def _kkt_matrix(C_S: FloatArray, v: FloatArray) -> FloatArray:
