@@ -73,8 +73,9 @@ class Panel:
         _reject_missing_keys(frame, unit, time)
         _reject_duplicates(frame, unit, time)
         numeric = {name: _numeric_column(frame, name, unit, time) for name in variables}
-        units = tuple(pd.unique(frame[unit]))
-        periods = tuple(sorted(pd.unique(frame[time])))
+        # Plain Python scalars, so labels and messages read 1975 rather than np.int64(1975).
+        units = tuple(pd.unique(frame[unit]).tolist())
+        periods = tuple(sorted(pd.unique(frame[time]).tolist()))
         index = pd.MultiIndex.from_arrays([frame[time], frame[unit]])
         values = {
             name: pd.Series(col, index=index).unstack().reindex(index=list(periods), columns=list(units))

@@ -280,7 +280,7 @@ def solve_weights(x1: FloatArray, X0: FloatArray, v: FloatArray) -> FloatArray:
     Examples
     --------
     >>> import numpy as np
-    >>> X0 = np.array([[0.0, 2.0, 10.0], [0.0, 2.0, 10.0]])
+    >>> X0 = np.array([[0.0, 2.0, 10.0], [0.0, 2.0, -10.0]])
     >>> np.round(solve_weights([1.0, 1.0], X0, [0.5, 0.5]), 10)
     array([0.5, 0.5, 0. ])
     """
