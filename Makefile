@@ -30,5 +30,10 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements-peers.txt
 
 bench-env: $(BENCH_VENV)/.installed
 
+# Writes benchmarks/RESULTS.md (+ results/) and the results block of benchmarks/README.md;
+# about 13 minutes on 2 cores once both environments exist.
+bench: setup bench-env
+	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md --readme benchmarks/README.md
+
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) output .pytest_cache

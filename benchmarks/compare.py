@@ -139,21 +139,24 @@ def fit_table(ours: Mapping[str, Any], peers: Mapping[str, Mapping[str, Any]]) -
         Columns ``dataset, package, status, runs, seconds`` (median),
         ``time_ratio`` (package time / synthcontrol time), ``loss``
         (fit-window outcome MSPE), ``loss_ratio`` (package loss / synthcontrol
-        loss), ``weights`` (largest donor weights), ``detail`` and ``cap_s``
-        (the peer call's time limit).
+        loss), ``weights`` (largest donor weights), ``detail``, ``cap_s``
+        (the peer call's time limit) and ``nested`` (whether the package chose
+        predictor weights; False for a failed fit).
     """
     rows = []
     for dataset, mine in ours.items():
         base_t, base_loss = float(np.median(mine["seconds"])), mine["loss"]
         rows.append(_row(dataset, "synthcontrol", "ok", len(mine["seconds"]), base_t, base_loss,
                          mine["weights"], "", base_t, base_loss))
-        rows[-1]["cap_s"] = float("nan")
+        rows[-1].update(cap_s=float("nan"), nested=True)
         for peer, rec in peers.get(dataset, {}).items():
             fit = rec["runs"][0] if rec.get("runs") else {}
             rows.append(_row(dataset, peer, rec["status"], len(rec.get("runs", [])),
                              median_seconds(rec.get("runs", [])), fit.get("outcome_mspe"),
                              fit.get("weights") or {}, rec.get("detail", ""), base_t, base_loss))
-            rows[-1]["cap_s"] = rec.get("cap_s", float("nan"))
+            # A peer that reports no predictor weights solved one fit with V fixed.
+            rows[-1].update(cap_s=rec.get("cap_s", float("nan")),
+                            nested=fit.get("predictor_weights") is not None)
     return pd.DataFrame(rows)
 
 
@@ -186,7 +189,9 @@ def placebo_table(ours: Mapping[str, Mapping[str, Any]], peer: Mapping[str, Mapp
     pandas.DataFrame
         Indexed by unit: ``ours_s`` (median), ``peer_s``, ``time_ratio``
         (peer / ours), ``ours_loss``, ``peer_loss``, ``no_worse`` ("yes", "no", or "-"
-        without a peer fit) and ``peer_status``.
+        without a peer fit), ``peer_status`` and, where ``ours`` records it,
+        ``ours_certified`` (whether synthcontrol certified its fit as the global
+        optimum, which ends its search early).
     """
     rows = {}
     for unit, mine in ours.items():
@@ -201,6 +206,8 @@ def placebo_table(ours: Mapping[str, Mapping[str, Any]], peer: Mapping[str, Mapp
             "no_worse": ("yes" if no_worse(mine["loss"], peer_loss) else "no") if peer_ok else "-",
             "peer_status": missing if fit is None else ("ok" if peer_ok else f"failed: {fit['error']}"),
         }
+        if "certified" in mine:
+            rows[unit]["ours_certified"] = "yes" if mine["certified"] else "no"
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unit")
 
 
@@ -218,7 +225,7 @@ def extrapolated_full_placebo(table: pd.DataFrame, n_fits: int) -> float:
 
 
 def criteria(fits: pd.DataFrame, placebo: pd.DataFrame | None, full: Sequence[Mapping[str, Any]],
-             n_fits: int, total_seconds: float) -> pd.DataFrame:
+             n_fits: int, total_seconds: float, placebo_dataset: str = "california") -> pd.DataFrame:
     """The issue's acceptance criteria, each with the measured value and whether it is met.
 
     ``full`` holds our full placebo runs (``{"n_jobs", "seconds": [...]}``); the
@@ -234,16 +241,18 @@ def criteria(fits: pd.DataFrame, placebo: pd.DataFrame | None, full: Sequence[Ma
          no_worse(1.0, loss)),
     ]
     if placebo is not None and len(placebo):
+        where = placebo_dataset.capitalize()
         done = placebo.dropna(subset=["peer_s"])
         per_fit = ratio(done["peer_s"].sum(), done["ours_s"].sum()) if len(done) else float("nan")
         ours_full = min(float(np.median(r["seconds"])) for r in full) if full else float("nan")
         extrap = ratio(extrapolated_full_placebo(placebo, n_fits), ours_full)
         rows += [
-            ("Placebo fits, same units: pysyncon time / synthcontrol time", per_fit, ">= 100", per_fit >= 100),
-            ("Placebo fits, same units: units where synthcontrol's loss is equal or lower",
+            (f"{where} placebo fits, same units: pysyncon time / synthcontrol time", per_fit, ">= 100",
+             per_fit >= 100),
+            (f"{where} placebo fits, same units: units where synthcontrol's loss is equal or lower",
              f"{int(placebo['no_worse'].eq('yes').sum())} of {len(placebo)}" if len(done) else float("nan"),
              "all", bool(placebo["no_worse"].eq("yes").all())),
-            (f"Full placebo: {n_fits} pysyncon fits (extrapolated) / synthcontrol's full run",
+            (f"{where} full placebo: {n_fits} pysyncon fits (extrapolated) / synthcontrol's full run",
              extrap, ">= 300", extrap >= 300),
         ]
     rows.append(("Whole benchmark run, minutes", total_seconds / 60, "< 15", total_seconds < 900))
@@ -293,7 +302,7 @@ def plot_loss_ratios(fits: pd.DataFrame, ax=None):
 
 
 def _grouped_bars(fits: pd.DataFrame, ax=None):
-    """Bars of ``fits["value"]`` grouped by dataset, one colour per package."""
+    """Labelled bars of ``fits["value"]`` grouped by dataset, one colour per package."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -304,13 +313,31 @@ def _grouped_bars(fits: pd.DataFrame, ax=None):
     for i, pkg in enumerate(packages):
         rows = fits[fits["package"] == pkg].set_index("dataset").reindex(datasets)
         x = np.arange(len(datasets)) + i * width
-        bars = ax.bar(x, rows["value"].fillna(0), width, label=pkg, color=f"C{i}")
-        for bar, hatched in zip(bars, rows["hatched"].fillna(False)):
-            bar.set_hatch("//" if hatched else None)
+        _bars(ax, x, rows["value"], width, pkg, f"C{i}", rows["hatched"].fillna(False).astype(bool))
     ax.set_xticks(np.arange(len(datasets)) + 0.4 - width / 2, datasets)
-    ax.set_yscale("log")
+    _log_axis(ax, fits["value"])
     ax.legend(fontsize="small")
     return ax
+
+
+def _bars(ax, x: np.ndarray, values: pd.Series, width: float, label: str, color: str,
+          hatched: pd.Series | None = None) -> None:
+    """Bars with their value written on top; missing values are left out, capped ones hatched."""
+    hatched = pd.Series(False, index=values.index) if hatched is None else hatched
+    keep = (values > 0).to_numpy()
+    bars = ax.bar(x[keep], values[keep], width, label=label, color=color)
+    for bar, v, h in zip(bars, values[keep], hatched[keep]):
+        bar.set_hatch("//" if h else None)
+    ax.bar_label(bars, [f">{v:.0f} (cap)" if h else f"{v:.3g}" for v, h in zip(values[keep], hatched[keep])],
+                 fontsize="x-small")
+
+
+def _log_axis(ax, values: pd.Series) -> None:
+    """Log scale reaching well below the smallest bar, so that every bar shows."""
+    ax.set_yscale("log")
+    positive = values[values > 0]
+    if len(positive):
+        ax.set_ylim(positive.min() / 5, positive.max() * 5)
 
 
 def plot_placebo(placebo: pd.DataFrame, ax=None):
@@ -320,10 +347,10 @@ def plot_placebo(placebo: pd.DataFrame, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     x = np.arange(len(placebo))
-    ax.bar(x - 0.2, placebo["ours_s"], 0.4, label="synthcontrol")
-    ax.bar(x + 0.2, placebo["peer_s"].fillna(0), 0.4, label="pysyncon")
+    _bars(ax, x - 0.2, placebo["ours_s"], 0.4, "synthcontrol", "C0")
+    _bars(ax, x + 0.2, placebo["peer_s"], 0.4, "pysyncon", "C1")
     ax.set_xticks(x, placebo.index)
-    ax.set_yscale("log")
+    _log_axis(ax, pd.concat([placebo["ours_s"], placebo["peer_s"]]))
     ax.set_ylabel("wall time of one placebo fit (s, log)")
     ax.legend(fontsize="small")
     return ax

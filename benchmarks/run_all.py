@@ -9,7 +9,7 @@ stays within 15 minutes on 2 cores::
 
     make bench                                   # = the command below, after setup
     .venv/bin/python benchmarks/run_all.py --out benchmarks/RESULTS.md --readme benchmarks/README.md
-    .venv/bin/python benchmarks/run_all.py --quick --out /tmp/RESULTS.md   # seconds: a smoke run
+    .venv/bin/python benchmarks/run_all.py --quick --out /tmp/RESULTS.md   # a minute: a smoke run
 
 Progress goes to stderr. Besides the Markdown, the run leaves its raw records
 in ``results/results.json`` and its plots in ``results/*.png`` next to the output.
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -59,12 +60,14 @@ PLACEBO_CAP = 100.0  # per sampled placebo unit, on top of the peer's main fit
 PEER_BUDGET = 480.0  # all peer calls together
 MIN_CALL = 15.0  # a call is not started with less budget than this
 REPEAT_BELOW = 10.0  # peer fits faster than this are repeated (new process each)
-EXTRAS = {"scaling": 240.0, "parallel": 150.0}  # scaling helper's scripts and their caps
+# The scaling helper's scripts: time limit and arguments (besides --markdown).
+EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {"scaling": (240.0, ()), "parallel": (150.0, ())}
+RUN_BUDGET = 840.0  # the whole run; the extras, run last, get at most what is left
 
 
 @dataclass
 class Settings:
-    """What a run covers; ``--quick`` shrinks every part to seconds."""
+    """What a run covers; ``--quick`` shrinks every part (about a minute in all)."""
 
     datasets: tuple[str, ...] = DATASETS
     peer_order: tuple[tuple[str, str], ...] = PEER_ORDER
@@ -80,7 +83,8 @@ class Settings:
     fit_caps: dict[str, float] = field(default_factory=lambda: dict(FIT_CAPS))
     placebo_cap: float = PLACEBO_CAP
     peer_budget: float = PEER_BUDGET
-    extras: dict[str, float] = field(default_factory=lambda: dict(EXTRAS))
+    extras: dict[str, tuple[float, tuple[str, ...]]] = field(default_factory=lambda: dict(EXTRAS))
+    run_budget: float = RUN_BUDGET
     quick: bool = False
 
 
@@ -90,7 +94,8 @@ def quick_settings() -> Settings:
                     placebo_dataset="basque", placebo_units=1, our_repeats=2, peer_repeats=1,
                     placebo_jobs=(1,), placebo_repeats=1, unit_repeats=1,
                     fit_caps={"pysyncon": 60.0}, placebo_cap=60.0, peer_budget=120.0,
-                    extras={"scaling": 60.0, "parallel": 60.0}, quick=True)
+                    extras={"scaling": (60.0, ("--quick",)), "parallel": (60.0, ("--quick",))},
+                    run_budget=300.0, quick=True)
 
 
 def log(message: str) -> None:
@@ -146,25 +151,31 @@ def timed(func: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
-def repeat(func: Callable[[], Any], times: int, budget: float = float("inf")) -> tuple[Any, list[float]]:
+def repeat(func: Callable[[], Any], times: int,
+           budget: float = float("inf")) -> tuple[Any, list[float], list[str]]:
     """Run ``func`` up to ``times`` times, stopping early once ``budget`` seconds are spent.
 
-    Returns the last value and every wall time; it always runs at least once.
+    Returns the last value, every wall time and the distinct warnings raised in
+    this process (a worker process's warnings do not reach it); it always runs
+    at least once.
     """
     seconds: list[float] = []
-    while True:
-        value, dt = timed(func)
-        seconds.append(dt)
-        if len(seconds) >= times or sum(seconds) >= budget:
-            return value, seconds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        while True:
+            value, dt = timed(func)
+            seconds.append(dt)
+            if len(seconds) >= times or sum(seconds) >= budget:
+                break
+    return value, seconds, sorted({f"{w.category.__name__}: {w.message}" for w in caught})
 
 
 def our_fit(dataset: str, repeats: int) -> tuple[sc.SynthResult, dict[str, Any]]:
     """Fit ``dataset`` with the benchmark spec ``repeats`` times; the record of the run."""
     df, spec = specs.load(dataset)
-    res, seconds = repeat(lambda: sc.fit(df, compare.to_spec(spec)), repeats)
+    res, seconds, warned = repeat(lambda: sc.fit(df, compare.to_spec(spec)), repeats)
     loss = peers.outcome_mspe(df, spec, res.weights.to_dict())
-    record = {"seconds": seconds, "loss": loss, "loss_v": res.loss_v,
+    record = {"seconds": seconds, "loss": loss, "loss_v": res.loss_v, "warnings": warned,
               "weights": {str(k): float(v) for k, v in res.weights.items()},
               "loss_matches_loss_v": bool(np.isclose(loss, res.loss_v, rtol=1e-9, atol=0))}
     log(f"synthcontrol {dataset}: median {np.median(seconds):.3g} s over {len(seconds)}, loss {loss:.6g}")
@@ -182,23 +193,24 @@ def our_placebo_units(res: sc.SynthResult, units: list[str], repeats: int) -> di
     out = {}
     for unit in units:
         design = res.design.relabel(res.design.units.index(unit))
-        fit, seconds = repeat(lambda: fit_design(design, options=res.options), repeats)
-        out[unit] = {"seconds": seconds, "loss": float(fit.loss_v)}
+        fit, seconds, warned = repeat(lambda: fit_design(design, options=res.options), repeats)
+        out[unit] = {"seconds": seconds, "loss": float(fit.loss_v), "warnings": warned,
+                     "certified": bool(fit.solution.certified)}
     return out
 
 
 def our_full_placebo(res: sc.SynthResult, n_jobs: int, repeats: int, budget: float) -> dict[str, Any]:
     """Timed full in-space placebo runs with ``n_jobs`` workers."""
-    inf, seconds = repeat(lambda: sc.placebo_test(res, n_jobs=n_jobs), repeats, budget)
+    inf, seconds, warned = repeat(lambda: sc.placebo_test(res, n_jobs=n_jobs), repeats, budget)
     log(f"synthcontrol full placebo, n_jobs={n_jobs}: median {np.median(seconds):.3g} s over {len(seconds)}")
-    return {"n_jobs": n_jobs, "seconds": seconds, "n_fits": inf.run.n_computed,
+    return {"n_jobs": n_jobs, "seconds": seconds, "n_fits": inf.run.n_computed, "warnings": warned,
             "losses": dict(zip(map(str, inf.units[1:]), map(float, inf.loss_v[1:])))}
 
 
 # ---------------------------------------------------------------- peers --
 
 class Budget:
-    """Seconds left for all peer calls together."""
+    """Seconds left for a group of calls (all peer calls; the whole run)."""
 
     def __init__(self, seconds: float):
         self.deadline = time.monotonic() + seconds
@@ -264,6 +276,7 @@ def run_peer(peer_python: Path, peer: str, dataset: str, settings: Settings, bud
     record: dict[str, Any] = {"peer": peer, "dataset": dataset, "cap_s": round(cap, 1), "runs": [],
                               "placebos": {}, "version": None}
     if cap < MIN_CALL:
+        log(f"{peer} {dataset}: skipped, peer budget spent")
         return {**record, "status": "skipped", "detail": f"peer budget of {settings.peer_budget:g} s spent"}
     call = peer_call(peer_python, dataset, peer, cap, settings.placebo_units if with_placebos else 0,
                      settings.seed)
@@ -312,14 +325,16 @@ def run_peers(peer_python: Path, settings: Settings) -> tuple[dict[str, dict[str
 
 # ----------------------------------------------------------------- extras --
 
-def run_extra(name: str, cap: float, quick: bool) -> dict[str, Any]:
-    """Run ``benchmarks/<name>.py --markdown`` (the scaling helper's) and keep its fragment."""
+def run_extra(name: str, cap: float, args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run ``benchmarks/<name>.py --markdown FILE *args`` (the scaling helper's); keep the fragment."""
     script = ROOT / "benchmarks" / f"{name}.py"
     if not script.exists():
         return {"status": "skipped", "detail": f"benchmarks/{name}.py not present", "markdown": ""}
+    if cap < MIN_CALL:
+        return {"status": "skipped", "detail": "the run's time budget is spent", "markdown": ""}
     with tempfile.TemporaryDirectory() as tmp:
         md = Path(tmp) / f"{name}.md"
-        cmd = [sys.executable, str(script), "--markdown", str(md), *(["--quick"] if quick else [])]
+        cmd = [sys.executable, str(script), "--markdown", str(md), *args]
         log(f"{name}: {' '.join(cmd[1:])} (cap {cap:.0f} s)")
         code, out, err, seconds = run_capped(cmd, cap)
         if code is None:
@@ -340,7 +355,7 @@ def build_tables(results: dict[str, Any]) -> dict[str, Any]:
         f"not run ({peer['status']})" if peer else "not run")
     placebo = (compare.placebo_table(pl["ours_units"], pl["peer_units"], missing)
                if pl["ours_units"] else None)
-    crit = compare.criteria(fits, placebo, pl["full"], pl["n_fits"], results["total_seconds"])
+    crit = compare.criteria(fits, placebo, pl["full"], pl["n_fits"], results["total_seconds"], pl["dataset"])
     return {"fits": fits, "placebo": placebo, "criteria": crit}
 
 
@@ -359,7 +374,8 @@ def render(results: dict[str, Any], tables: dict[str, Any], plots: dict[str, str
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB memory, {m['os']}, "
         f"Python {m['python']}. Load average at start {_load(m['load_average_start'])}, "
-        f"at end {_load(m['load_average_end'])} (1, 5, 15 min); the whole run took {results['total_seconds'] / 60:.1f} min.",
+        f"at end {_load(m['load_average_end'])} (1, 5, 15 min); "
+        f"the whole run took {results['total_seconds'] / 60:.1f} min.",
         "",
         "Versions: synthcontrol's environment: " + _versions(results["versions"]["ours"])
         + "; peers' environment (`.venv-bench`): " + _versions(results["versions"]["peers"]) + ".",
@@ -371,7 +387,8 @@ def render(results: dict[str, Any], tables: dict[str, Any], plots: dict[str, str
         f"{REPEAT_BELOW:g} s are run once; each peer call runs in a fresh process under a hard "
         "time limit, and a call that hits it is reported as not finished.",
         "",
-        compare.markdown("Acceptance criteria (issues 3 and 5)", {"criteria": tables["criteria"].set_index("criterion")}),
+        compare.markdown("Acceptance criteria (issues 3 and 5)",
+                         {"criteria": tables["criteria"].set_index("criterion")}),
         "",
         compare.markdown("One nested fit per dataset", {"fits": _fit_view(tables["fits"])},
                          _peer_notes(results)),
@@ -424,8 +441,9 @@ def _placebo_section(results: dict[str, Any], tables: dict[str, Any], plots: dic
                           "mean placebo loss": float(np.mean(list(r["losses"].values())))}
                          for r in pl["full"]]).set_index("n_jobs")
     head = (f"## In-space placebo, {pl['dataset']}\n\n"
-            f"synthcontrol runs the full placebo ({pl['n_fits']} nested fits, each choosing its own "
-            "predictor weights) with `sc.placebo_test`. pysyncon is timed on a fixed sample of "
+            f"synthcontrol runs the full placebo ({pl['n_fits']} nested fits, one per donor, each choosing "
+            f"its own predictor weights; {pl['n_fits'] + 1} with the treated unit's own fit, which both "
+            "sides have already done) with `sc.placebo_test`. pysyncon is timed on a fixed sample of "
             f"{len(pl['units'])} placebo unit(s), drawn with seed {pl['seed']}: "
             f"{', '.join(pl['units'])}; synthcontrol refits the same units the way `placebo_test` does.\n")
     tabs = {"synthcontrol, full placebo": full}
@@ -448,7 +466,8 @@ def _extras(extras: dict[str, Any]) -> list[str]:
     out = []
     for name, rec in extras.items():
         out += [f"## {name.capitalize()} (`benchmarks/{name}.py`)", ""]
-        out += [rec["markdown"].strip() if rec["status"] == "ok" else f"Not included: {rec['status']}: {rec['detail']}", ""]
+        included = rec["status"] == "ok"
+        out += [rec["markdown"].strip() if included else f"Not included: {rec['status']}: {rec['detail']}", ""]
     return out
 
 
@@ -458,21 +477,36 @@ def reading(results: dict[str, Any], tables: dict[str, Any]) -> list[str]:
     fits = tables["fits"]
     for _, row in fits[fits["package"] != "synthcontrol"].iterrows():
         where = f"{row['package']} on {row['dataset']}"
-        if row["status"] == "ok":
+        if row["status"] == "ok" and not row["nested"]:
+            lines.append(f"{where} does not choose predictor weights (one fit with fixed V, see its note): "
+                         f"time / ours = {row['time_ratio']:.3g}, loss / ours = {row['loss_ratio']:.4g}.")
+        elif row["status"] == "ok":
             faster = "faster" if row["time_ratio"] >= 1 else "slower"
             lower = "equal or lower" if compare.no_worse(1.0, row["loss_ratio"]) else "higher"
-            lines.append(f"{where}: synthcontrol was {max(row['time_ratio'], 1 / row['time_ratio']):.3g} times "
+            factor = max(row["time_ratio"], 1 / row["time_ratio"])
+            lines.append(f"{where}: synthcontrol was {factor:.3g} times "
                          f"{faster} and its loss {lower} (peer / ours = {row['loss_ratio']:.4g}).")
         else:
             lines.append(f"{where}: {row['status']}" + (f" ({row['detail']})" if row["detail"] else "") + ".")
     mismatched = [d for d, r in results["ours"].items() if not r["loss_matches_loss_v"]]
-    lines.append("synthcontrol's `loss_v` equals the uniformly computed MSPE on every dataset."
-                 if not mismatched else f"synthcontrol's `loss_v` differs from the uniform MSPE on {mismatched}.")
+    lines.append(f"synthcontrol's `loss_v` differs from the uniform MSPE on {mismatched}." if mismatched
+                 else "synthcontrol's `loss_v` equals the uniformly computed MSPE on every dataset.")
+    for where, warned in _our_warnings(results).items():
+        lines.append(f"synthcontrol warned ({where}): " + "; ".join(warned))
     unmet = tables["criteria"][tables["criteria"]["met"] != "yes"]
     verdict = {"no": "NOT met", "not measured": "not measured"}
     lines += [f"Criterion {verdict[r['met']]}: {r['criterion']} "
               f"(measured {_fmt(r['measured'])}, target {r['target']})." for _, r in unmet.iterrows()]
     return lines
+
+
+def _our_warnings(results: dict[str, Any]) -> dict[str, list[str]]:
+    """Warnings synthcontrol raised in this process, by benchmark."""
+    pl = results["placebo"]
+    found = {f"{d} fit": r.get("warnings", []) for d, r in results["ours"].items()}
+    found.update({f"full placebo, n_jobs={r['n_jobs']}": r.get("warnings", []) for r in pl["full"]})
+    found.update({f"placebo fit of {u}": r.get("warnings", []) for u, r in pl["ours_units"].items()})
+    return {k: v for k, v in found.items() if v}
 
 
 def _fmt(value: Any) -> str:
@@ -510,7 +544,8 @@ def update_readme(readme: Path, results_md: Path, tables: dict[str, Any]) -> Non
         raise SystemExit(f"{readme} has no {README_START} ... {README_END} block to update")
     block = "\n".join([
         README_START,
-        f"Headline numbers from [{results_md.name}]({results_md.name}) (written by `run_all.py`, do not edit):",
+        f"Headline numbers from [{results_md.name}]({results_md.name}) "
+        "(written by `run_all.py`, do not edit):",
         "",
         compare.markdown("Acceptance criteria", {"criteria": tables["criteria"].set_index("criterion")}),
         README_END,
@@ -523,7 +558,7 @@ def update_readme(readme: Path, results_md: Path, tables: dict[str, Any]) -> Non
 
 def run(settings: Settings, peer_python: Path, command: str) -> dict[str, Any]:
     """Every benchmark; the raw records (JSON-ready)."""
-    start = time.perf_counter()
+    start, overall = time.perf_counter(), Budget(settings.run_budget)
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command,
         "quick": settings.quick, "machine": machine(),
@@ -546,7 +581,8 @@ def run(settings: Settings, peer_python: Path, command: str) -> dict[str, Any]:
     peer_rec = results["peers"].get(settings.placebo_dataset, {}).get("pysyncon", {})
     results["placebo"]["peer_units"] = peer_rec.get("placebos", {})
     _check_sample(results["placebo"], results["peer_notes"])
-    results["extras"] = {name: run_extra(name, cap, settings.quick) for name, cap in settings.extras.items()}
+    results["extras"] = {name: run_extra(name, overall.cap(cap), args)
+                         for name, (cap, args) in settings.extras.items()}
     results["machine"]["load_average_end"] = os.getloadavg()
     results["total_seconds"] = time.perf_counter() - start
     return results
@@ -556,13 +592,14 @@ def _check_sample(placebo: dict[str, Any], notes: list[str]) -> None:
     """Note (never hide) a peer placebo sample that differs from ours."""
     extra = set(placebo["peer_units"]) - set(placebo["units"])
     if extra:
-        notes.append(f"pysyncon's placebo sample differs from ours: {sorted(extra)}; those units are not compared.")
+        notes.append(f"pysyncon's placebo sample differs from ours: {sorted(extra)}; "
+                     "those units are not compared.")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
-    ap.add_argument("--quick", action="store_true", help="seconds: Basque, pysyncon only, single runs")
+    ap.add_argument("--quick", action="store_true", help="about a minute: Basque, pysyncon only, single runs")
     ap.add_argument("--readme", type=Path, help="also refresh this README's marked results block")
     ap.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
                     help="interpreter of the peer environment (missing: peers are skipped, with a note)")

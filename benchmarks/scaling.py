@@ -35,6 +35,7 @@ import json
 import statistics
 import sys
 import tracemalloc
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,9 +53,9 @@ from synthcontrol.datasets.build import DEFAULT_RAW, FIRST_YEAR, LAST_YEAR, chai
 from synthcontrol.estimators import fit_design, prepare_designs  # noqa: E402
 
 GRID = {"n_donors": (10, 30, 100, 300, 1000, 3000), "n_predictors": (5, 20, 50), "n_pre": (10, 40, 200)}
-QUICK_GRID = {"n_donors": (6, 12), "n_predictors": (3,), "n_pre": (8,)}
+QUICK_GRID = {"n_donors": (5, 12), "n_predictors": (3,), "n_pre": (8,)}
 #: Cells with at least this many donors are timed once (their fits take seconds).
-LARGE_DONORS = 1000
+LARGE_DONORS = 300
 HEADLINE = {"n_donors": 1000, "n_predictors": 20}
 CITY_PANEL = DEFAULT_RAW / "cities" / "citydb" / "china_city_panel_real.csv"
 HUAINAN = 340400
@@ -131,14 +132,17 @@ def placebo_timing(result: sc.SynthResult, max_donors: int, sample: int, seed: i
 def run_cell(n_donors: int, n_predictors: int, n_pre: int, args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement of one grid cell."""
     panel = make_panel(n_donors, n_predictors, n_pre, noise=args.noise, seed=args.seed)
-    row, result = fit_cell(panel, args.repeats if n_donors < LARGE_DONORS else 1)
-    row = {"n_donors": n_donors, "n_predictors": n_predictors, "n_pre": n_pre, **row, **recovery(result, panel)}
-    cheap = n_donors <= args.placebo_max_donors or (args.placebo_sample and row["fit_s"] < args.placebo_budget)
-    if cheap:
-        row |= placebo_timing(result, args.placebo_max_donors, args.placebo_sample, args.seed)
-    else:
-        row |= {"placebo_s": None, "placebo_method": "not timed", "placebo_units": 0}
-    return row
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", sc.ConvergenceWarning)
+        row, result = fit_cell(panel, args.repeats if n_donors < LARGE_DONORS else 1)
+        row = {"n_donors": n_donors, "n_predictors": n_predictors, "n_pre": n_pre, **row, **recovery(result, panel)}
+        cheap = n_donors <= args.placebo_max_donors or (args.placebo_sample and row["fit_s"] < args.placebo_budget)
+        if cheap:
+            row |= placebo_timing(result, args.placebo_max_donors, args.placebo_sample, args.seed)
+        else:
+            row |= {"placebo_s": None, "placebo_method": "not timed", "placebo_units": 0}
+    # Searches stopped at the iteration limit (main fit or placebos): counted, not printed.
+    return row | {"convergence_warnings": sum(issubclass(w.category, sc.ConvergenceWarning) for w in caught)}
 
 
 def loglog_slopes(cells: pd.DataFrame) -> dict[str, Any]:
@@ -230,9 +234,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     """Markdown fragment: the grid table, the slopes, the headline, the national pool."""
-    columns = ["n_donors", "n_predictors", "n_pre", "repeats", "fit_s", "fit_cpu_s", "sc_fit_s", "peak_fit_mib",
-               "peak_prepare_mib", "weight_l1", "pre_rmspe", "counterfactual_rmse", "placebo_s", "placebo_method"]
-    head = ["J", "K", "T0", "repeats", "nested fit s", "fit CPU s", "sc.fit s", "fit peak MiB",
+    columns = ["n_donors", "n_predictors", "n_pre", "repeats", "fit_s", "fit_cpu_s", "n_evaluations", "sc_fit_s",
+               "peak_fit_mib", "peak_prepare_mib", "weight_l1", "pre_rmspe", "counterfactual_rmse", "placebo_s", "placebo_method"]
+    head = ["J", "K", "T0", "repeats", "nested fit s", "fit CPU s", "inner solves", "sc.fit s", "fit peak MiB",
             "prepare peak MiB", "weight L1", "pre-RMSPE", "counterfactual RMSE", "placebo s", "placebo run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell in report["cells"]:
@@ -257,17 +261,18 @@ def markdown(report: dict[str, Any]) -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a tiny grid, no national pool: a smoke test")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per cell (1 from J = 1000 on, 1 in --quick)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help=f"timed runs per cell (1 from J = {LARGE_DONORS} on, 1 in --quick)")
     ap.add_argument("--noise", type=float, default=0.1, help="treated unit's noise (sd of donor idiosyncrasy = 1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--placebo-max-donors", type=int, default=30, help="full placebo run up to this J")
+    ap.add_argument("--placebo-max-donors", type=int, default=10, help="full placebo run up to this J")
     ap.add_argument("--placebo-sample", type=int, default=2, help="placebo refits timed above it (0: none)")
     ap.add_argument("--placebo-budget", type=float, default=1.0,
                     help="sample placebos only where the nested fit took under this many seconds")
     ap.add_argument("--city-panel", type=Path, default=CITY_PANEL, help="raw China City Database panel")
     ap.add_argument("--national-placebo-max", type=int, default=0,
                     help="full national placebo run if the pool is at most this large (else sampled)")
-    ap.add_argument("--national-placebo-sample", type=int, default=6, help="national placebo refits timed")
+    ap.add_argument("--national-placebo-sample", type=int, default=8, help="national placebo refits timed")
     ap.add_argument("--json", type=Path, help="write the raw results here")
     ap.add_argument("--markdown", type=Path, help="write the Markdown table fragment here")
     return ap.parse_args(argv)

@@ -59,6 +59,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -901,6 +902,6 @@ def _build(raw: dict, path: Path, data: pd.DataFrame, data_name: str, quick: boo
         inference=_inference(raw.get("inference", {}), periods),
         fit_thresholds=_thresholds(raw.get("report", {})),
         speccurve=None if quick else _speccurve(raw.get("speccurve"), main.pools, ctx["pools"]),
-        output=(path.parent / study["output"]) if "output" in study else None,
+        output=Path(os.path.normpath(path.parent / study["output"])) if "output" in study else None,
         tasks=_tasks(analyses, by_column, estimators, scope, ctx),
     )

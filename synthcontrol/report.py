@@ -266,6 +266,8 @@ def _draw_placebos(plt, tasks: list[TaskResult], treated: Hashable, config) -> o
     for ax, tr in zip(axes[0], tasks):
         placebo = tr.inference["placebo"][treated]
         placebo.plot_gaps(ax=ax)
+        handles, labels = ax.get_legend_handles_labels()
+        ax.legend(handles, [config.unit_name(treated), *labels[1:]], frameon=False)
         ax.set_title(f"{tr.task.pool} pool: p = {_p(placebo.p_value)}", fontsize="medium")
     _integer_years(fig)
     fig.tight_layout()
@@ -396,9 +398,21 @@ def _donor_section(study: StudyResult, figures: dict) -> list[Block]:
                      "dropped (incomplete data)": dropped,
                      "smallest possible p": _p(1 / (len(first.donors) + 1))})
     blocks.append(Table(pd.DataFrame(rows)))
+    blocks.append(Paragraph("Donors of the headline fits, by pool:"))
+    blocks.append(Bullets(tuple(_donor_lists(study))))
     blocks.append(Paragraph("Largest donor weights of the headline fits:"))
     blocks.append(Bullets(tuple(_top_donors(study))))
     return blocks
+
+
+def _donor_lists(study: StudyResult) -> list[str]:
+    config = study.config
+    items = []
+    for tr in study.task_results:
+        if tr.task.is_headline and tr.task.estimator == "classic":
+            donors = next(iter(tr.fits.values())).donors
+            items.append(f"{tr.task.pool} ({len(donors)}): " + ", ".join(config.unit_name(d) for d in donors))
+    return items
 
 
 def _top_donors(study: StudyResult) -> list[str]:

@@ -45,8 +45,10 @@ def test_fit_status_flags_wrong_answers() -> None:
     status, detail = compare.fit_status(
         {"error": None, "weights": {"A": 1.2, "B": -0.2, "Z": 0.1}, "outcome_mspe": 1.0}, donors)
     assert status == "wrong answer"
-    assert "negative weights: B" in detail and "sum to 1.1" in detail and "outside the donor pool: Z" in detail
-    status, detail = compare.fit_status({"error": None, "weights": {"A": 1.0}, "outcome_mspe": math.nan}, donors)
+    assert "negative weights: B" in detail and "sum to 1.1" in detail
+    assert "outside the donor pool: Z" in detail
+    status, detail = compare.fit_status(
+        {"error": None, "weights": {"A": 1.0}, "outcome_mspe": math.nan}, donors)
     assert (status, detail) == ("wrong answer", "outcome MSPE is not finite")
     assert compare.fit_status({"error": None, "weights": {"A": 0.4, "C": 0.6}, "outcome_mspe": 0.5},
                               donors) == ("ok", "")
@@ -120,7 +122,7 @@ def test_peer_call_reports_a_crash(tmp_path: Path) -> None:
 
 
 def test_missing_extra_script_is_skipped_with_a_note() -> None:
-    rec = run_all.run_extra("no_such_benchmark", cap=5.0, quick=True)
+    rec = run_all.run_extra("no_such_benchmark", cap=5.0)
     assert rec["status"] == "skipped" and "not present" in rec["detail"]
 
 

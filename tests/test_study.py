@@ -3,8 +3,6 @@ report text generated from the numbers."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -252,7 +252,7 @@ def placebo_test(
         Directory where each finished placebo is stored; an interrupted run given
         the same directory refits only the missing placebos.
     progress : bool or callable, optional
-        True: a progress line on stderr per batch; a callable gets ``(done, total)``.
+        True: a progress line on stderr per finished fit; a callable gets ``(done, total)``.
 
     Returns
     -------

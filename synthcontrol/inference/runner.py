@@ -1,10 +1,10 @@
 """The one place where inference work is spread over workers, and resumed.
 
 :func:`run_tasks` maps a module-level task over a list of inputs with
-:class:`joblib.Parallel` (no backend named, ``return_as="list"``), so that
-``joblib.parallel_config(backend="dask")`` sends the work to a Dask cluster. The
-inputs are cut into batches: after each batch the parent reports progress and,
-given a :class:`Checkpoint`, writes one small JSON file per finished task. A rerun
+:class:`joblib.Parallel` (no backend named, ``return_as="generator"``), so that
+``joblib.parallel_config(backend="dask")`` sends the work to a Dask cluster. Results
+stream back in task order; as each arrives the parent reports progress and, given a
+:class:`Checkpoint`, writes it to one small JSON file. A rerun
 with the same checkpoint directory skips the finished tasks. Results come back in
 task order and do not depend on the backend or the number of workers, because
 every task is a deterministic function of its input (seeds are fixed in the
@@ -219,7 +219,7 @@ def run_tasks(
     checkpoint : Checkpoint, optional
         Where finished results are stored and read back.
     progress : bool or callable, optional
-        True writes ``"<description>: done/total"`` to stderr after each batch; a
+        True writes ``"<description>: done/total"`` to stderr after each task; a
         callable is called as ``progress(done, total)``. Progress is always logged
         at DEBUG level on the ``synthcontrol.inference`` logger.
     description : str
@@ -245,15 +245,15 @@ def run_tasks(
     report = _reporter(progress, description, len(inputs))
     report(len(results))
     if todo:
-        batch = max(1, 2 * joblib.effective_n_jobs(n_jobs))
-        with joblib.Parallel(n_jobs=n_jobs, return_as="list") as parallel:
-            for first in range(0, len(todo), batch):
-                chunk = todo[first : first + batch]
-                for index, result in zip(chunk, parallel(joblib.delayed(task)(inputs[i]) for i in chunk)):
-                    if checkpoint is not None:
-                        checkpoint.save(index, result)
-                    results[index] = result
-                report(len(results))
+        # One pass over every task, results streamed back in task order: workers never
+        # wait for a batch to finish, and each result is checkpointed as it arrives.
+        parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
+        outputs = parallel(joblib.delayed(task)(inputs[i]) for i in todo)
+        for index, result in zip(todo, outputs):
+            if checkpoint is not None:
+                checkpoint.save(index, result)
+            results[index] = result
+            report(len(results))
     log = RunLog(len(inputs), len(todo), resumed, time.perf_counter() - start)
     logger.info("%s: %d tasks, %d computed, %d resumed, %.2f s", description, *vars(log).values())
     return [results[i] for i in range(len(inputs))], log
