@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 case-study: setup
-	$(PY) case_studies/california.py --out output/california
+	$(PY) -m synthcontrol run case_studies/yrd_twinning.toml --out output/yrd
 
 test: setup
 	$(PY) -m pytest -q

@@ -568,7 +568,9 @@ def run(settings: Settings, peer_python: Path, command: str) -> dict[str, Any]:
     fitted, results["ours"] = {}, {}
     for dataset in settings.datasets:
         fitted[dataset], results["ours"][dataset] = our_fit(dataset, settings.our_repeats)
-    res = fitted.get(settings.placebo_dataset) or our_fit(settings.placebo_dataset, 1)[0]
+    if settings.placebo_dataset not in fitted:
+        fitted[settings.placebo_dataset] = our_fit(settings.placebo_dataset, 1)[0]
+    res = fitted[settings.placebo_dataset]
     units = placebo_units(settings.placebo_dataset, settings.placebo_units, settings.seed)
     results["placebo"] = {
         "dataset": settings.placebo_dataset, "units": units, "seed": settings.seed,
