@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import joblib
@@ -390,3 +391,19 @@ def test_inputs_are_checked(smoking, small, pooled_placebos):
         sc.in_time_placebo(small, fake_start=1975, data=smoking)
     with pytest.raises(SpecError, match="alpha"):
         sc.conformal(small, alpha=1.5)
+
+
+def _warn_on_odd(value: int) -> int:
+    if value % 2:
+        warnings.warn("odd input", sc.ConvergenceWarning)
+    return value
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_task_warnings_come_back_once_with_a_count(n_jobs):
+    from synthcontrol.inference.runner import run_tasks
+
+    with pytest.warns(sc.ConvergenceWarning, match=r"in 2 of 4 tasks: odd input") as caught:
+        results, _ = run_tasks(_warn_on_odd, [0, 1, 2, 3], n_jobs=n_jobs, description="toy")
+    assert results == [0, 1, 2, 3]
+    assert len([w for w in caught if "odd input" in str(w.message)]) == 1

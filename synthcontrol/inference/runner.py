@@ -22,6 +22,8 @@ import os
 import sys
 import tempfile
 import time
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -248,15 +250,33 @@ def run_tasks(
         # One pass over every task, results streamed back in task order: workers never
         # wait for a batch to finish, and each result is checkpointed as it arrives.
         parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
-        outputs = parallel(joblib.delayed(task)(inputs[i]) for i in todo)
-        for index, result in zip(todo, outputs):
+        outputs = parallel(joblib.delayed(_capturing_warnings)(task, inputs[i]) for i in todo)
+        caught: Counter = Counter()
+        for index, (result, warned) in zip(todo, outputs):
             if checkpoint is not None:
                 checkpoint.save(index, result)
             results[index] = result
+            caught.update(warned)
             report(len(results))
+        _warn_once_each(caught, description, len(todo))
     log = RunLog(len(inputs), len(todo), resumed, time.perf_counter() - start)
     logger.info("%s: %d tasks, %d computed, %d resumed, %.2f s", description, *vars(log).values())
     return [results[i] for i in range(len(inputs))], log
+
+
+def _capturing_warnings(task: Callable[[Any], Any], argument: Any) -> tuple[Any, list]:
+    """Run ``task`` recording its warnings, which a worker process would otherwise
+    print to its own stderr, one line per fit."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = task(argument)
+    return result, [(w.category, str(w.message)) for w in caught]
+
+
+def _warn_once_each(caught: Counter, description: str, n_tasks: int) -> None:
+    """Re-issue the tasks' warnings in the parent, each distinct one once, counted."""
+    for (category, message), count in caught.items():
+        warnings.warn(f"{description}: in {count} of {n_tasks} tasks: {message}", category, stacklevel=4)
 
 
 def _reporter(progress: "bool | Callable[[int, int], None] | None", description: str, total: int) -> Callable[[int], None]:
