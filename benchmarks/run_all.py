@@ -49,11 +49,11 @@ PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 OUR_DISTS = ("synthcontrol", "numpy", "scipy", "pandas", "cvxpy", "joblib")
 PEER_VENV_DISTS = (*peers.PEER_DISTS.values(), "numpy", "scipy", "pandas", "cvxpy")
 DATASETS = ("basque", "california", "texas")
-# Order of the peer calls: the acceptance criteria (pysyncon on California) first,
-# the calls known to be slow (whole minutes on a busy machine) last, so that an
-# exhausted budget cuts the least informative ones.
-PEER_ORDER = (("pysyncon", "california"), ("pysyncon", "basque"), ("scpi", "basque"),
-              ("scpi", "california"), ("scpi", "texas"), ("scm", "basque"),
+# Order of the peer calls: the cheap ones (seconds each), then the acceptance
+# criteria (pysyncon on California with its placebo sample, minutes), then the calls
+# known to be slow (whole minutes each), so that an exhausted budget cuts those.
+PEER_ORDER = (("scpi", "basque"), ("scpi", "california"), ("scpi", "texas"),
+              ("pysyncon", "basque"), ("pysyncon", "california"), ("scm", "basque"),
               ("scm", "california"), ("pysyncon", "texas"), ("scm", "texas"))
 FIT_CAPS = {"pysyncon": 120.0, "scm": 90.0, "scpi": 60.0}
 PLACEBO_CAP = 100.0  # per sampled placebo unit, on top of the peer's main fit

@@ -296,7 +296,11 @@ def prepare(panel: Panel, spec: Spec) -> Design:
         )
     donors, dropped = _screen_donors(panel, spec, treated, donors, values, periods)
     units = (treated, *donors)
-    X = np.array([[values[label][u] for u in units] for label in values])
+    if not spec.predictors:
+        # Default outcome lags: a period where every unit has the same value (the base
+        # year of an index) carries no information, so it is left out, not an error.
+        values = {label: s for label, s in values.items() if not _is_constant(s[list(units)].to_numpy())}
+    X = np.array([[values[label][u] for u in units] for label in values]).reshape(len(values), len(units))
     _check_variation(X, list(values))
     time_index = np.array(periods, dtype=object)
     return Design(
@@ -440,10 +444,18 @@ def _screen_donors(
     return kept, [(d, r) for d, r in reasons.items()]
 
 
+def _is_constant(values: np.ndarray) -> bool:
+    """Whether ``values`` are equal up to round-off (so they cannot be scaled)."""
+    return bool(values.std() <= 1e-12 * max(float(np.abs(values).max()), 1e-300))
+
+
 def _check_variation(X: np.ndarray, labels: list[str]) -> None:
-    sd = X.std(axis=1)
-    scale = np.maximum(np.abs(X).max(axis=1), 1e-300)
-    constant = [label for label, s, m in zip(labels, sd, scale) if s <= 1e-12 * m]
+    if not labels:
+        raise PredictorError(
+            "the outcome takes the same value for every unit in every fit-window period; "
+            "there is nothing to match on: choose another fit_window or give predictors"
+        )
+    constant = [label for label, row in zip(labels, X) if _is_constant(row)]
     if constant:
         raise PredictorError(
             f"predictor(s) {constant} take the same value for every unit, so they cannot be "

@@ -271,3 +271,12 @@ def test_predictor_weights_by_label_in_any_order(panel, spec):
 def test_bad_fit_options(panel, spec, option, value):
     with raises(sc.SynthControlError, option):
         sc.fit(panel, spec, **{option: value})
+
+
+def test_default_outcome_lags_skip_a_period_constant_across_units():
+    index = sc.datasets.load_smoking()
+    index["cigsale"] = index["cigsale"] / index.groupby("unit")["cigsale"].transform("first") * 100
+    spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989)
+    res = sc.fit(index, spec, n_random_starts=2)
+    assert "cigsale(1970)" not in res.predictor_weights.index
+    assert "cigsale(1971)" in res.predictor_weights.index
