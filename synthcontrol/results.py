@@ -289,6 +289,7 @@ class SynthResult:
                 "n_inner_solves": s.n_evaluations,
                 "converged": s.converged,
                 "tie_broken": s.tie_broken,
+                "inner_method": s.inner_method,
                 "predictor_weights_given": self.predictor_weights_given,
             },
             name="fit",

@@ -83,15 +83,12 @@ class InnerSolution:
     objective : float
         ``(x1 - X0 w)' diag(v) (x1 - X0 w)`` at ``weights``.
     method : str
-        ``"nnls"`` (the exact fast path) or ``"cvxpy:<SOLVER>"`` (the fallback).
-    tie_broken : bool
-        True when several weight vectors were optimal and the outcome fit chose one.
+        ``"nnls"`` (the exact fast path) or ``"cvxpy"`` (the fallback).
     """
 
     weights: FloatArray
     objective: float
     method: str
-    tie_broken: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,8 @@ class NestedSolution:
         False when every local search stopped on an iteration limit.
     tie_broken : bool
         True when the final ``W(v)`` was chosen among several optimal weight vectors.
+    inner_method : str
+        How the final ``W(v)`` was solved: ``"nnls"`` or the ``"cvxpy"`` fallback.
     """
 
     predictor_weights: FloatArray
@@ -135,6 +134,7 @@ class NestedSolution:
     start_losses: tuple[float, ...] = field(default_factory=tuple)
     converged: bool = True
     tie_broken: bool = False
+    inner_method: str = "nnls"
 
     @property
     def gap(self) -> float:
@@ -869,6 +869,7 @@ def _finish(
         start_losses=tuple(float(s) for s in start_losses),
         converged=converged,
         tie_broken=tie_broken,
+        inner_method=inner.method,
     )
 
 
