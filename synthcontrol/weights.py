@@ -464,8 +464,12 @@ class _NestedProblem:
     def _nnls(self, v: FloatArray) -> FloatArray:
         root = np.sqrt(v)
         np.multiply((root / root.max())[:, None], self._C_unit, out=self._system[:-1])
-        u, _ = optimize.nnls(self._system, self._rhs, maxiter=50 * self._system.shape[1])
-        return _clean_simplex(u)
+        try:
+            u, _ = optimize.nnls(self._system, self._rhs, maxiter=50 * self._system.shape[1])
+            return _clean_simplex(u)
+        except (RuntimeError, SolverError):
+            # C w = X0 w - x1 on the simplex, so (x1, X0) = (0, C) is the same problem.
+            return solve_weights_cvxpy(np.zeros(self.C.shape[0]), self.C, v)
 
     def loss(self, w: FloatArray) -> float:
         r = self.D @ w

@@ -363,3 +363,19 @@ def test_tiebreak_leaves_a_unique_optimum_alone():
     w_new, changed = optimal_face_tiebreak(x1, X0, v, z1, Z0, w)
     assert not changed
     np.testing.assert_array_equal(w_new, w)
+
+
+def test_nested_search_falls_back_to_cvxpy_when_nnls_fails(monkeypatch):
+    from synthcontrol import weights as core
+
+    rng = np.random.default_rng(0)
+    X0, x1 = rng.normal(size=(3, 8)), rng.normal(size=3)
+    v = np.full(3, 1 / 3)
+    expected = core.solve_weights(x1, X0, v)
+    problem = core._NestedProblem(x1, X0, rng.normal(size=4), rng.normal(size=(4, 8)))
+
+    def failing_nnls(*args, **kwargs):
+        raise RuntimeError("Maximum number of iterations reached.")
+
+    monkeypatch.setattr(core.optimize, "nnls", failing_nnls)
+    np.testing.assert_allclose(problem.weights(v), expected, atol=1e-6)
