@@ -446,20 +446,28 @@ def _placebo_section(results: dict[str, Any], tables: dict[str, Any], plots: dic
             "sides have already done) with `sc.placebo_test`. pysyncon is timed on a fixed sample of "
             f"{len(pl['units'])} placebo unit(s), drawn with seed {pl['seed']}: "
             f"{', '.join(pl['units'])}; synthcontrol refits the same units the way `placebo_test` does.\n")
-    tabs = {"synthcontrol, full placebo": full}
-    notes = []
+    tabs, notes = {"synthcontrol, full placebo": full}, []
     if table is not None:
         tabs["same units, one fit each"] = table
-        done = table["peer_s"].notna().sum()
-    if table is not None and done:
-        extrap = compare.extrapolated_full_placebo(table, pl["n_fits"])
-        best = full["median s"].min()
-        notes.append(f"EXTRAPOLATED, not measured: {pl['n_fits']} pysyncon placebo fits would take "
-                     f"about {extrap:.4g} s (mean of the {done} finished sampled fit(s) x {pl['n_fits']}), "
-                     f"{compare.ratio(extrap, best):.4g} times synthcontrol's measured full run "
-                     f"({best:.3g} s, fastest n_jobs).")
+        notes = _extrapolation_notes(table, pl["n_fits"], full["median s"].min())
     body = compare.markdown(f"Placebo timing ({pl['dataset']})", tabs, notes)
     return head + "\n" + body + (f"\n\n![placebo](results/{plots['placebo']})" if "placebo" in plots else "")
+
+
+def _extrapolation_notes(table: pd.DataFrame, n_fits: int, ours_full: float) -> list[str]:
+    """The peer's full placebo time extrapolated from its sampled fits, marked as such."""
+    done = int(table["peer_s"].notna().sum())
+    if not done:
+        return []
+    extrap = compare.extrapolated_full_placebo(table, n_fits)
+    notes = [f"EXTRAPOLATED, not measured: {n_fits} pysyncon placebo fits would take about {extrap:.4g} s "
+             f"(mean of the {done} finished sampled fit(s) x {n_fits}), {compare.ratio(extrap, ours_full):.4g} "
+             f"times synthcontrol's measured full run ({ours_full:.3g} s, fastest n_jobs)."]
+    if done < len(table):
+        notes.append(f"{len(table) - done} sampled unit(s) have no pysyncon time (see peer_status); the "
+                     "extrapolation uses the finished ones only, so a unit cut at the time limit makes it "
+                     "understate pysyncon's time.")
+    return notes
 
 
 def _extras(extras: dict[str, Any]) -> list[str]:
@@ -548,6 +556,9 @@ def update_readme(readme: Path, results_md: Path, tables: dict[str, Any]) -> Non
         "(written by `run_all.py`, do not edit):",
         "",
         compare.markdown("Acceptance criteria", {"criteria": tables["criteria"].set_index("criterion")}),
+        "",
+        compare.markdown("One nested fit per dataset", {"fits": _fit_view(tables["fits"])[
+            ["status", "runs", "median s", "time / ours", "fit-window MSPE", "loss / ours"]]}),
         README_END,
     ])
     head, rest = text.split(README_START, 1)

@@ -6,17 +6,24 @@ Every cell of the J x K x T0 grid draws a panel with a known answer
 * ``prepare_s`` and ``fit_s``: wall time of the two calls :func:`synthcontrol.fit`
   makes, ``prepare_designs`` (validating the long frame into a design) and
   ``fit_design`` (scaling plus the nested choice of predictor and donor weights,
-  the "nested fit"), medians over ``repeats`` timed runs; ``sc_fit_s`` is their
+  the "nested fit"), medians over ``--repeats`` timed runs (one from J = 300 on,
+  ``fit_runs_s`` lists them); ``sc_fit_s`` is their
   sum, what a user waits for in ``sc.fit``. ``fit_cpu_s`` is the CPU time of the
   same nested fits (on a busy machine the wall time waits for cores);
 * ``peak_prepare_mib`` / ``peak_fit_mib``: tracemalloc peak of each call (Python
-  and numpy allocations), in one extra untimed run that also warms up the cell;
+  and numpy allocations) in one extra untimed run, only in cells whose timed
+  prepare + fit took under ``--trace-max-s`` (tracing slows a call about threefold);
 * ``weight_l1``, ``pre_rmspe``, ``counterfactual_rmse``, ``effect_error``: the
   fit against the truth (:func:`benchmarks.synthetic.recovery`);
 * ``placebo_s``: the full in-space placebo run (``sc.placebo_test``, serial) where
   J <= ``--placebo-max-donors``; for larger J, ``--placebo-sample`` placebo refits
   are timed and multiplied by J (``placebo_method = "extrapolated"``), on cells
-  whose nested fit took under ``--placebo-budget`` seconds (else not timed).
+  whose nested fit took under ``--placebo-budget`` seconds (else not timed);
+* ``convergence_warnings``: searches (main fit or placebos) stopped at the iteration limit.
+
+The national pool runs first, then the headline cells (J = 1000, K = 20), then the
+rest by J, K, T0; with ``--budget`` no cell is started once that many seconds have
+passed, and the cells left out are listed.
 
 The national pool fits Huainan against every Chinese prefecture city with a
 complete real-growth record (China City Database, real GDP growth chained to an
@@ -25,6 +32,7 @@ index with :func:`synthcontrol.datasets.build.chain_index`).
     python benchmarks/scaling.py                       # the full grid (minutes)
     python benchmarks/scaling.py --quick               # seconds: a CI smoke run
     python benchmarks/scaling.py --json out.json --markdown out.md
+    python benchmarks/scaling.py --donors 100 1000 --predictors 20 --pre 40 --no-national
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import itertools
 import json
 import statistics
 import sys
+import time
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -84,14 +93,18 @@ def traced_peak(function: Callable[[], Any]) -> tuple[float, Any]:
     return peak / MIB, value
 
 
-def fit_cell(panel: SyntheticPanel, repeats: int) -> tuple[dict[str, Any], sc.SynthResult]:
-    """Memory (one traced warm-up run), then timed runs, of preparing and fitting ``panel``."""
-    peak_prepare, designs = traced_peak(lambda: prepare_designs(panel.frame, panel.spec))
+def fit_cell(panel: SyntheticPanel, repeats: int, trace_max_s: float) -> tuple[dict[str, Any], sc.SynthResult]:
+    """Timed runs of preparing and fitting ``panel``, then one traced run of each for
+    memory where the timed ones took under ``trace_max_s`` (tracemalloc slows them
+    about threefold)."""
+    prepare_walls, _, designs = timed(lambda: prepare_designs(panel.frame, panel.spec), repeats)
     design = designs[panel.spec.treated]
-    peak_fit, _ = traced_peak(lambda: fit_design(design))
-    prepare_walls, _, _ = timed(lambda: prepare_designs(panel.frame, panel.spec), repeats)
     fit_walls, fit_cpus, result = timed(lambda: fit_design(design), repeats)
     prepare_s, fit_s = statistics.median(prepare_walls), statistics.median(fit_walls)
+    peak_prepare = peak_fit = None
+    if prepare_s + fit_s < trace_max_s:
+        peak_prepare, _ = traced_peak(lambda: prepare_designs(panel.frame, panel.spec))
+        peak_fit, _ = traced_peak(lambda: fit_design(design))
     row = {
         "repeats": repeats,
         "prepare_s": prepare_s,
@@ -134,7 +147,7 @@ def run_cell(n_donors: int, n_predictors: int, n_pre: int, args: argparse.Namesp
     panel = make_panel(n_donors, n_predictors, n_pre, noise=args.noise, seed=args.seed)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", sc.ConvergenceWarning)
-        row, result = fit_cell(panel, args.repeats if n_donors < LARGE_DONORS else 1)
+        row, result = fit_cell(panel, args.repeats if n_donors < LARGE_DONORS else 1, args.trace_max_s)
         row = {"n_donors": n_donors, "n_predictors": n_predictors, "n_pre": n_pre, **row, **recovery(result, panel)}
         cheap = n_donors <= args.placebo_max_donors or (args.placebo_sample and row["fit_s"] < args.placebo_budget)
         if cheap:
@@ -235,12 +248,16 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def markdown(report: dict[str, Any]) -> str:
     """Markdown fragment: the grid table, the slopes, the headline, the national pool."""
     columns = ["n_donors", "n_predictors", "n_pre", "repeats", "fit_s", "fit_cpu_s", "n_evaluations", "sc_fit_s",
-               "peak_fit_mib", "peak_prepare_mib", "weight_l1", "pre_rmspe", "counterfactual_rmse", "placebo_s", "placebo_method"]
+               "peak_fit_mib", "peak_prepare_mib", "weight_l1", "pre_rmspe", "counterfactual_rmse", "placebo_s",
+               "placebo_method"]
     head = ["J", "K", "T0", "repeats", "nested fit s", "fit CPU s", "inner solves", "sc.fit s", "fit peak MiB",
             "prepare peak MiB", "weight L1", "pre-RMSPE", "counterfactual RMSE", "placebo s", "placebo run"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell in report["cells"]:
         lines.append("| " + " | ".join(_fmt(cell[c]) for c in columns) + " |")
+    if report["skipped_cells"]:
+        lines += ["", f"Not run within the {report['budget_s']:.0f} s budget (J, K, T0): "
+                  + ", ".join(map(str, report["skipped_cells"])) + "."]
     slopes = report["loglog_slope"]
     lines += ["", f"Log-log slope of nested-fit time in J (pooled, a level per K and T0): {slopes['pooled']:.3g}; "
               + ", ".join(f"{g}: {s:.3g}" for g, s in slopes["per_group"].items()) + "."]
@@ -261,6 +278,10 @@ def markdown(report: dict[str, Any]) -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a tiny grid, no national pool: a smoke test")
+    ap.add_argument("--donors", type=int, nargs="+", help=f"J values (default {GRID['n_donors']})")
+    ap.add_argument("--predictors", type=int, nargs="+", help=f"K values (default {GRID['n_predictors']})")
+    ap.add_argument("--pre", type=int, nargs="+", help=f"T0 values (default {GRID['n_pre']})")
+    ap.add_argument("--no-national", action="store_true", help="skip the national pool")
     ap.add_argument("--repeats", type=int, default=3,
                     help=f"timed runs per cell (1 from J = {LARGE_DONORS} on, 1 in --quick)")
     ap.add_argument("--noise", type=float, default=0.1, help="treated unit's noise (sd of donor idiosyncrasy = 1)")
@@ -269,32 +290,57 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--placebo-sample", type=int, default=2, help="placebo refits timed above it (0: none)")
     ap.add_argument("--placebo-budget", type=float, default=1.0,
                     help="sample placebos only where the nested fit took under this many seconds")
+    ap.add_argument("--trace-max-s", type=float, default=2.0,
+                    help="trace memory only in cells whose timed prepare + fit took under this many seconds")
     ap.add_argument("--city-panel", type=Path, default=CITY_PANEL, help="raw China City Database panel")
     ap.add_argument("--national-placebo-max", type=int, default=0,
                     help="full national placebo run if the pool is at most this large (else sampled)")
     ap.add_argument("--national-placebo-sample", type=int, default=8, help="national placebo refits timed")
+    ap.add_argument("--budget", type=float,
+                    help="start no grid cell after this many seconds (the largest cells are last)")
     ap.add_argument("--json", type=Path, help="write the raw results here")
     ap.add_argument("--markdown", type=Path, help="write the Markdown table fragment here")
     return ap.parse_args(argv)
 
 
+def cell_order(grid: dict[str, tuple[int, ...]]) -> list[tuple[int, int, int]]:
+    """The headline cells (J = 1000, K = 20) first, then by J, K, T0: under a budget
+    the cells left out are the largest."""
+    cells = list(itertools.product(*grid.values()))
+    return sorted(cells, key=lambda c: (c[:2] != tuple(HEADLINE.values()), c))
+
+
+def run_grid(grid: dict[str, tuple[int, ...]], args: argparse.Namespace) -> tuple[list[dict], list[tuple]]:
+    """Measured cells, and the cells not started because ``--budget`` was spent."""
+    cells, skipped, start = [], [], time.perf_counter()
+    for n_donors, n_predictors, n_pre in cell_order(grid):
+        if args.budget is not None and time.perf_counter() - start > args.budget:
+            skipped.append((n_donors, n_predictors, n_pre))
+            continue
+        cells.append(run_cell(n_donors, n_predictors, n_pre, args))
+        row = pd.DataFrame(cells[-1:]).drop(columns="fit_runs_s")
+        print(row.to_string(index=False, header=len(cells) == 1), flush=True)
+    cells.sort(key=lambda c: (c["n_donors"], c["n_predictors"], c["n_pre"]))
+    return cells, skipped
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse(argv)
-    grid = QUICK_GRID if args.quick else GRID
+    grid = dict(QUICK_GRID if args.quick else GRID)
+    for key, values in (("n_donors", args.donors), ("n_predictors", args.predictors), ("n_pre", args.pre)):
+        grid[key] = tuple(values) if values else grid[key]
     if args.quick:
         args.repeats = 1
     warm_up()
-    cells = []
-    for n_donors, n_predictors, n_pre in itertools.product(*grid.values()):
-        cells.append(run_cell(n_donors, n_predictors, n_pre, args))
-        print(pd.DataFrame(cells[-1:]).drop(columns="fit_runs_s").to_string(index=False, header=len(cells) == 1),
-              flush=True)
+    national = None if args.quick or args.no_national else national_pool(args.city_panel, args)
+    cells, skipped = run_grid(grid, args)
     table = pd.DataFrame(cells)
     report = {
-        "grid": grid, "noise": args.noise, "seed": args.seed, "repeats": args.repeats,
-        "memory": "tracemalloc peak of one untimed warm-up call (Python and numpy allocations)",
-        "cells": cells, "loglog_slope": loglog_slopes(table), "headline": headline(table),
-        "national": None if args.quick else national_pool(args.city_panel, args),
+        "grid": grid, "noise": args.noise, "seed": args.seed, "repeats": args.repeats, "budget_s": args.budget,
+        "memory": f"tracemalloc peak of one extra untimed call (Python and numpy allocations), in cells whose "
+                  f"timed prepare + fit took under {args.trace_max_s} s",
+        "cells": cells, "skipped_cells": skipped, "loglog_slope": loglog_slopes(table), "headline": headline(table),
+        "national": national,
     }
     text = markdown(report)
     print(text)

@@ -53,7 +53,8 @@ def test_quick_scaling_recovers_the_weights_at_low_noise(tmp_path) -> None:
     out, md = tmp_path / "scaling.json", tmp_path / "scaling.md"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sc.ConvergenceWarning)  # placebo searches on tiny pools
-        report = scaling.main(["--quick", "--noise", "0.01", "--json", str(out), "--markdown", str(md)])
+        report = scaling.main(["--quick", "--noise", "0.01", "--trace-max-s", "1e9",
+                               "--json", str(out), "--markdown", str(md)])
     grid = scaling.QUICK_GRID
     assert len(report["cells"]) == len(grid["n_donors"]) * len(grid["n_predictors"]) * len(grid["n_pre"])
     for cell in report["cells"]:
@@ -68,6 +69,14 @@ def test_quick_scaling_recovers_the_weights_at_low_noise(tmp_path) -> None:
     assert json.loads(out.read_text())["cells"][0]["n_donors"] == grid["n_donors"][0]
     table = [line for line in md.read_text().splitlines() if line.startswith("|")]
     assert len(table) == len(report["cells"]) + 2  # header, rule, one row per cell
+
+
+def test_headline_cells_run_first_and_a_spent_budget_skips_the_rest() -> None:
+    order = scaling.cell_order({"n_donors": (10, 1000), "n_predictors": (5, 20), "n_pre": (10,)})
+    assert order == [(1000, 20, 10), (10, 5, 10), (10, 20, 10), (1000, 5, 10)]
+    args = scaling.parse(["--budget", "0"])
+    cells, skipped = scaling.run_grid({"n_donors": (10,), "n_predictors": (5,), "n_pre": (10, 40)}, args)
+    assert cells == [] and skipped == [(10, 5, 10), (10, 5, 40)]
 
 
 def test_loglog_slope_of_a_linear_cost_is_one() -> None:

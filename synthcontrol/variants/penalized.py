@@ -50,9 +50,6 @@ __all__ = [
 #: Default grid of ``lambda`` for the leave-one-out choice.
 DEFAULT_LAMBDAS = (0.0, *np.geomspace(1e-3, 10.0, 13).tolist())
 
-#: Ridge, relative to the largest squared entry of ``C``, used only to find the support.
-_SUPPORT_RIDGE = 1e-7
-
 
 def _gaps(x1: np.ndarray, X0: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``C = sqrt(v) (X0 - x1)`` and the donors' squared distances ``d``."""
@@ -95,20 +92,16 @@ def penalized_weights(x1: np.ndarray, X0: np.ndarray, v: np.ndarray, lambda_: fl
     if scale == 0.0:
         return np.full(C.shape[1], 1.0 / C.shape[1])
     C, c = C / np.sqrt(scale), lambda_ * d / scale
-    w = _exact_on_support(C, c, _ridge_support_solution(C, c))
+    w = _exact_on_support(C, c, _best_vertex(C, c))
     return w if w is not None else penalized_weights_cvxpy(x1, X0, v, lambda_)
 
 
-def _ridge_support_solution(C: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``argmin |Cw|^2 + eps |w|^2 + c'w`` on the simplex via simplex least squares.
-
-    With ``R = [C; sqrt(eps) I]`` and ``g = -R (R'R)^(-1) c / 2`` the objective is
-    ``|R w - g|^2`` up to a constant, and ``R w - g = (R - g 1') w`` on the simplex.
-    """
-    J = C.shape[1]
-    R = np.vstack([C, np.sqrt(_SUPPORT_RIDGE) * np.eye(J)])
-    g = -0.5 * R @ np.linalg.solve(R.T @ R, c)
-    return simplex_least_squares(R - g[:, None])[0]
+def _best_vertex(C: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """All weight on the donor with the lowest objective alone: a feasible start for
+    the active-set iterations (the penalised solution is sparse, so few donors enter)."""
+    w = np.zeros(C.shape[1])
+    w[int(np.argmin(np.sum(C**2, axis=0) + c))] = 1.0
+    return w
 
 
 def _exact_on_support(C: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray | None:
