@@ -300,7 +300,7 @@ def prepare(panel: Panel, spec: Spec) -> Design:
         # Default outcome lags: a period where every unit has the same value (the base
         # year of an index) carries no information, so it is left out, not an error.
         values = {label: s for label, s in values.items() if not _is_constant(s[list(units)].to_numpy())}
-    X = np.array([[values[label][u] for u in units] for label in values]).reshape(len(values), len(units))
+    X = _predictor_matrix(values, units)
     _check_variation(X, list(values))
     time_index = np.array(periods, dtype=object)
     return Design(
@@ -398,6 +398,13 @@ def _predictor_values(panel: Panel, predictor: Predictor, units: Sequence[Hashab
     return frame.mean(axis=0, skipna=True)
 
 
+def _predictor_matrix(values: dict, units: Sequence[Hashable]) -> np.ndarray:
+    """Predictor values as a (K, len(units)) array, one row per predictor label."""
+    if not values:
+        return np.zeros((0, len(units)))
+    return pd.DataFrame(values).loc[list(units)].to_numpy(dtype=float).T
+
+
 def _screen_donors(
     panel: Panel,
     spec: Spec,
@@ -413,15 +420,16 @@ def _screen_donors(
                 f"treated unit {treated!r} has no value of predictor {label}; choose another "
                 "window or predictor"
             )
-    outcome = panel.values[spec.outcome].loc[list(periods), donors]
+    labels = list(values)
+    missing_x = ~np.isfinite(_predictor_matrix(values, donors))  # K x J
+    missing_y = ~np.isfinite(panel.matrix(spec.outcome, periods, donors))  # T x J
     reasons = {}
-    for donor in donors:
-        missing_predictors = [label for label, s in values.items() if not np.isfinite(s[donor])]
-        missing_periods = [p for p in periods if not np.isfinite(outcome.at[p, donor])]
-        if missing_predictors:
-            reasons[donor] = f"no value of predictor(s) {missing_predictors}"
-        elif missing_periods:
-            reasons[donor] = f"outcome '{spec.outcome}' missing in period(s) {missing_periods}"
+    for j in np.flatnonzero(missing_x.any(axis=0) | missing_y.any(axis=0)):
+        if missing_x[:, j].any():
+            reasons[donors[j]] = f"no value of predictor(s) {[labels[k] for k in np.flatnonzero(missing_x[:, j])]}"
+        else:
+            periods_missing = [periods[t] for t in np.flatnonzero(missing_y[:, j])]
+            reasons[donors[j]] = f"outcome '{spec.outcome}' missing in period(s) {periods_missing}"
     if reasons and not spec.drop_incomplete_donors:
         donor, reason = next(iter(reasons.items()))
         raise MissingDataError(

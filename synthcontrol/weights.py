@@ -383,12 +383,15 @@ def _polish_on_support(
     kkt[:n, :n] = D[:, support].T @ D[:, support]
     kkt[:n, n:] = constraints.T
     kkt[n:, :n] = constraints
-    exact = np.linalg.lstsq(kkt, np.append(np.zeros(n), rhs), rcond=None)[0][:n]
+    exact = _solve_kkt(kkt, np.append(np.zeros(n), rhs))[:n]
     feasible = np.max(np.abs(constraints @ exact - rhs)) <= 1e-12 * max(1.0, float(np.max(np.abs(rhs))))
-    if not feasible or exact.min() < 0 or np.sum((D[:, support] @ exact) ** 2) > np.sum((D @ u) ** 2):
+    # Round-off can leave an exact zero at -1e-17; only a clearly negative weight
+    # means the support was misidentified.
+    negative = exact.min() < -1e-12 * float(np.max(np.abs(exact)))
+    if not feasible or negative or np.sum((D[:, support] @ exact) ** 2) > np.sum((D @ u) ** 2):
         return _clean_simplex(u)
     polished = np.zeros_like(u)
-    polished[support] = exact
+    polished[support] = np.maximum(exact, 0.0)
     return _clean_simplex(polished)
 
 
