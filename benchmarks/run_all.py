@@ -61,7 +61,7 @@ PEER_BUDGET = 480.0  # all peer calls together
 MIN_CALL = 15.0  # a call is not started with less budget than this
 REPEAT_BELOW = 10.0  # peer fits faster than this are repeated (new process each)
 # The scaling helper's scripts: time limit and arguments (besides --markdown).
-EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {"scaling": (240.0, ()), "parallel": (150.0, ())}
+EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {"scaling": (210.0, ("--budget", "150")), "parallel": (150.0, ())}
 RUN_BUDGET = 840.0  # the whole run; the extras, run last, get at most what is left
 
 
