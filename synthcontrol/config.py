@@ -22,7 +22,8 @@ Tables and keys (``*`` required)::
     [estimators]   names, outcomes ("headline" | "all"), options ({name = {option = value}})
     [fit]          seed, n_random_starts, n_polish, max_iterations, global_search
     [inference]    placebo, leave_one_out, in_time, conformal, refit_placebo_weights
-                   ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled, n_jobs
+                   ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled, n_jobs,
+                   placebo_estimators (estimators whose fits get placebo tests; default all)
     [report]       fit_good, fit_fair
     [speccurve]    estimators, pools, placebo, n_lags, fit_windows  (headline outcome, main analysis)
     [[sensitivity]] name*, treated, treatment_start, fit_window, outcomes, pools,
@@ -163,6 +164,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pooled": ((bool,), False),
         "n_jobs": ((int,), False),
         "refit_placebo_weights": ((str,), False),
+        "placebo_estimators": ((_LIST,), False),
     },
     "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False)},
     "speccurve": {
@@ -242,6 +244,7 @@ class InferenceOptions:
     pooled: bool = True
     n_jobs: int = -1
     refit_placebo_weights: str = "all"
+    placebo_estimators: tuple[str, ...] | None = None
 
     def applies(self, method: str, task: Task) -> bool:
         """Whether ``method`` runs on ``task``.
@@ -256,6 +259,8 @@ class InferenceOptions:
         if scope == "none":
             return False
         if method == "placebo":
+            if self.placebo_estimators is not None and task.estimator not in self.placebo_estimators:
+                return False
             return scope == "all" or task.outcome.headline
         if method == "refit_placebo_weights":
             return scope == "all" or (task.is_headline and task.estimator == "classic")
@@ -774,6 +779,8 @@ def _inference(table: Mapping[str, Any], periods: list) -> InferenceOptions:
     alpha = table.get("conformal_alpha", 0.1)
     if not 0 < alpha < 1:
         raise ConfigError(f"key 'inference.conformal_alpha' must lie in (0, 1), got {alpha}")
+    if "placebo_estimators" in table:
+        table = {**table, "placebo_estimators": _estimator_names(table["placebo_estimators"], "inference.placebo_estimators")}
     options = InferenceOptions(**table)
     if options.in_time != "none" and options.in_time_start is None:
         raise ConfigError("key 'inference.in_time_start' is missing; give the fake treatment year "

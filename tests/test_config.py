@@ -96,6 +96,8 @@ def test_base_configuration_gives_the_api_spec(tmp_path):
         ("[[outcomes]]", '[estimators]\nnames = ["classic", "penalised"]\n\n[[outcomes]]',
          ["estimators.names", "'penalized'"]),
         ("[[outcomes]]", '[inference]\nplacebo = "some"\n\n[[outcomes]]', ["inference.placebo", "'headline'"]),
+        ("[[outcomes]]", '[inference]\nplacebo_estimators = ["classic", "sdd"]\n\n[[outcomes]]',
+         ["inference.placebo_estimators", "'sdid'"]),
         ("[[outcomes]]", '[estimators]\noptions = { sdid = { se = false } }\n\n[[outcomes]]',
          ["estimators.options.sdid", "estimators.names"]),
         ("[[outcomes]]", '[speccurve]\nfit_windows = [2006, 2021]\n\n[[outcomes]]',
@@ -164,6 +166,10 @@ def test_yrd_configuration_covers_the_design():
     assert {t.spec.treated_units for t in main} == {(340400, 341100, 341300)}
     starts = {t.spec.treatment_start for t in config.tasks}
     assert starts == {2021, 2022}
+    headline = {t.estimator for t in config.tasks if t.is_headline}
+    assert headline == {"classic", "penalized", "augmented", "sdid"}
+    tested = {t.estimator for t in config.tasks if t.is_headline and config.inference.applies("placebo", t)}
+    assert tested == {"classic", "augmented", "sdid"}
 
 
 def test_quick_keeps_one_task(tmp_path):
