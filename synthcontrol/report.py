@@ -634,15 +634,21 @@ def _estimator_section(study: StudyResult, figures: dict) -> list[Block]:
     rows = results[(results.analysis == "main") & (results.outcome == _headline_column(study))]
     if rows.estimator.nunique() < 2:
         return []
-    table = rows.pivot_table(index=["treated", "pool"], columns="estimator", values="effect", sort=False)
-    table = table[list(dict.fromkeys(rows.estimator))].map(_num).reset_index()
-    pvalues = rows.pivot_table(index=["treated", "pool"], columns="estimator", values="p_value", sort=False)
+    estimators = list(dict.fromkeys(rows.estimator))
+
+    def by_estimator(column: str, formatted) -> pd.DataFrame:
+        # reindex: pivot_table drops an estimator whose values are all missing (no placebo test)
+        wide = rows.pivot_table(index=["treated", "pool"], columns="estimator", values=column, sort=False)
+        return wide.reindex(columns=estimators).map(formatted).reset_index()
+
+    untested = [e for e in estimators if rows.loc[rows.estimator == e, "p_value"].isna().all()]
+    note = f" No placebo test was run for {', '.join(untested)} (see the configuration)." if untested else ""
     return [
         Heading(2, "Other estimators"),
         Paragraph("Average effect on the headline outcome by estimator (each refitted on the same donors):"),
-        Table(table),
-        Paragraph("Their placebo p-values:"),
-        Table(pvalues[list(dict.fromkeys(rows.estimator))].map(_p).reset_index()),
+        Table(by_estimator("effect", _num)),
+        Paragraph("Their placebo p-values:" + note),
+        Table(by_estimator("p_value", _p)),
     ]
 
 

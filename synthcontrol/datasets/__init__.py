@@ -28,13 +28,18 @@ Examples
 
 from __future__ import annotations
 
-import tomllib
+import sys
 import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 
 from synthcontrol.errors import DataBuildError, MissingColumnError
 
