@@ -34,6 +34,15 @@ differentiation at the cost of one small extra solve. The unrestricted outcome f
 for some ``v`` (a linear feasibility problem on the inner KKT conditions) that ``v``
 is a certified global optimum.
 
+Admissible predictor weights: for a floor ``delta`` in ``[0, 1)`` (the search option
+``min_predictor_weight``, default ``1e-8``), ``v`` is admissible when ``v >= 0``,
+``sum(v) = 1`` and ``min(v) >= delta * max(v)``. The floor is a ratio, so it does not
+depend on how many predictors there are and survives rescaling of ``v`` (the inner
+problem only sees ``v`` up to scale). The search and the certificate of global
+optimality work in this one class (:func:`is_admissible`). A weight of exactly zero is
+excluded because it makes ``W(v)`` non-unique in general: the nested optimum would
+then hinge on the tie-breaking rule rather than on the predictors.
+
 Ties: when several ``w`` reach the inner minimum (the treated unit inside the hull of
 the donors' predictors, duplicate donors), every optimal ``w`` gives the same fitted
 predictors ``X0 w``. synthcontrol then picks, among these, the ``w`` with the smallest
@@ -64,6 +73,7 @@ __all__ = [
     "optimal_face_tiebreak",
     "choose_predictor_weights",
     "nested_fit",
+    "is_admissible",
 ]
 
 #: Weights below this are set to zero before renormalising (round-off from NNLS).
@@ -140,6 +150,24 @@ class NestedSolution:
     def gap(self) -> float:
         """``loss - lower_bound``: how far the result can still be from the optimum."""
         return max(self.loss - self.lower_bound, 0.0)
+
+
+def is_admissible(v: FloatArray, min_ratio: float, rtol: float = 1e-9) -> bool:
+    """Whether ``v`` is admissible predictor weights for the floor ``min_ratio``.
+
+    Admissible: non-negative, summing to one, and ``min(v) >= min_ratio * max(v)``,
+    each up to a relative round-off of ``rtol`` (see the module docstring).
+
+    Examples
+    --------
+    >>> is_admissible(np.array([0.5, 0.5]), 1e-8), is_admissible(np.array([1.0, 0.0]), 1e-8)
+    (True, False)
+    """
+    v = np.asarray(v, dtype=float)
+    if v.size == 0 or not np.all(np.isfinite(v)) or np.any(v < 0):
+        return False
+    top = float(v.max())
+    return abs(float(v.sum()) - 1.0) <= rtol and float(v.min()) >= min_ratio * top * (1 - rtol)
 
 
 # --------------------------------------------------------------------------- inner
