@@ -57,7 +57,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import synthcontrol as sc  # noqa: E402
 from benchmarks.peers import _Clock  # noqa: E402
 from benchmarks.synthetic import SyntheticPanel, make_panel, recovery  # noqa: E402
-from synthcontrol.datasets import load_programme, read_citydb  # noqa: E402
+from synthcontrol.datasets import read_citydb  # noqa: E402
 from synthcontrol.datasets.build import DEFAULT_RAW, FIRST_YEAR, LAST_YEAR, chain_index  # noqa: E402
 from synthcontrol.estimators import fit_design, prepare_designs  # noqa: E402
 
@@ -67,6 +67,7 @@ QUICK_GRID = {"n_donors": (5, 12), "n_predictors": (3,), "n_pre": (8,)}
 LARGE_DONORS = 300
 HEADLINE = {"n_donors": 1000, "n_predictors": 20}
 CITY_PANEL = DEFAULT_RAW / "cities" / "citydb" / "china_city_panel_real.csv"
+YRD_STUDY = Path(__file__).resolve().parent.parent / "case_studies" / "yrd_twinning.toml"
 HUAINAN = 340400
 MIB = 2.0**20
 
@@ -194,11 +195,12 @@ def national_panel(path: Path) -> tuple[pd.DataFrame, list[int]]:
 def national_spec(frame: pd.DataFrame) -> sc.Spec:
     """Huainan against every other city outside the programme (the YRD study's headline spec,
     without per-capita GDP, which needs the CSMAR population cross-check)."""
-    programme = load_programme()
-    exclude = [c for c in (*programme.treated_codes, *programme.helper_codes) if c != HUAINAN]
+    study = sc.load_config(YRD_STUDY)  # the programme's assisted and helper cities are its groups
+    exclude = [c for group in study.groups for c in group.units if c != HUAINAN]
+    start = study.main.treatment_start
     return sc.Spec(
         outcome="log_gdp_index", unit="city_code", time="year", treated=HUAINAN,
-        treatment_start=programme.treatment_start, fit_window=(FIRST_YEAR, programme.treatment_start - 1),
+        treatment_start=start, fit_window=(FIRST_YEAR, start - 1),
         predictors=[*(sc.at("log_gdp_index", y) for y in (2008, 2011, 2014, 2017, 2020)),
                     sc.mean("secondary_share_pct", FIRST_YEAR, 2020)],
         exclude=exclude, drop_incomplete_donors=True,

@@ -25,14 +25,14 @@ from .inference import (
     in_time_placebo,
     leave_one_out,
     placebo_test,
+    placebo_tests,
     pooled_test,
 )
 from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
-from .config import StudyConfig, load_config
-from .study import StudyResult, run_study
+from .study import StudyConfig, StudyResult, load_config, run_study
 from .report import write_report
 
 __version__ = "0.1.0"
@@ -56,6 +56,7 @@ __all__ = [
     "standard_specs",
     "SpecCurveResult",
     "placebo_test",
+    "placebo_tests",
     "in_time_placebo",
     "leave_one_out",
     "pooled_test",

@@ -27,7 +27,7 @@ from .errors import (
 )
 from .panel import Panel
 
-__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare"]
+__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec"]
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,10 @@ class Design:
         Fit-window periods and post-treatment periods.
     dropped_donors : tuple
         Donors removed by ``drop_incomplete_donors``, with their reason.
+    panel : Panel or None
+        The panel the design was prepared from, restricted to its units and the
+        variables of its spec (None for a design built by hand); :meth:`shift`
+        rebuilds the design from it.
     """
 
     spec: Spec
@@ -216,6 +220,7 @@ class Design:
     fit_mask: np.ndarray
     post_mask: np.ndarray
     dropped_donors: tuple = field(default=())
+    panel: Panel | None = field(default=None, repr=False, compare=False)
 
     @property
     def treated(self) -> Hashable:
@@ -251,6 +256,37 @@ class Design:
             predictors=self.predictors[:, order],
             outcome=self.outcome[:, order],
         )
+
+    def shift(self, fake_start: Hashable) -> "Design":
+        """The design with its treatment moved back to ``fake_start``: the problem of
+        an in-time placebo, built by :func:`prepare` from the design's own panel.
+
+        The specification moves as :func:`shift_spec` says; the donors stay the
+        design's donors, and every rule of :func:`prepare` applies (default outcome
+        lags follow the new fit window, periods constant across units are left out).
+
+        Raises
+        ------
+        SpecError
+            When ``fake_start`` is not before the treatment start, leaves no fit
+            period or no predictor, or the design was not built by :func:`prepare`.
+
+        Examples
+        --------
+        >>> import synthcontrol as sc
+        >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+        ...                predictors=[sc.mean("retprice", 1980, 1988), sc.at("cigsale", 1975)],
+        ...                donors=["Utah", "Nevada", "Montana"])
+        >>> design = sc.fit(sc.datasets.load_smoking(), spec).design.shift(1985)
+        >>> design.predictor_labels, design.spec.fit_window
+        (('retprice(1980-1984)', 'cigsale(1975)'), (1970, 1984))
+        """
+        if self.panel is None:
+            raise SpecError(
+                "this design keeps no panel (it was not built by prepare or sc.fit), so it "
+                "cannot be moved to another treatment start; prepare it from the data"
+            )
+        return prepare(self.panel, shift_spec(self.spec, fake_start, self.periods, self.donors))
 
     def without_donors(self, donors: Sequence[Hashable]) -> "Design":
         """The design with some donors removed (leave-one-out)."""
@@ -313,7 +349,55 @@ def prepare(panel: Panel, spec: Spec) -> Design:
         fit_mask=np.array([fit_periods[0] <= p <= fit_periods[-1] for p in time_index]),
         post_mask=np.array([p >= spec.treatment_start for p in time_index]),
         dropped_donors=tuple(dropped),
+        panel=replace(panel, units=units, values={v: panel.values[v][list(units)] for v in spec.variables}),
     )
+
+
+def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], donors: Sequence[Hashable]) -> Spec:
+    """``spec`` with its treatment moved back to ``fake_start`` (an in-time placebo).
+
+    The fit window keeps its first period and ends at the last of ``periods`` before
+    ``fake_start``; a predictor window reaching ``fake_start`` or later is clipped to
+    end there, a predictor starting at ``fake_start`` or later is dropped; the donors
+    are ``donors``.
+
+    Examples
+    --------
+    >>> spec = Spec(outcome="y", treated="A", treatment_start=1989, fit_window=(1970, 1988),
+    ...             predictors=[mean("x", 1980, 1988), at("y", 1975), at("y", 1988)])
+    >>> moved = shift_spec(spec, 1985, range(1970, 2001), ["B", "C"])
+    >>> [p.label for p in moved.predictors], moved.fit_window
+    (['x(1980-1984)', 'y(1975)'], (1970, 1984))
+    """
+    periods = list(periods)
+    start = spec.treatment_start
+    if not fake_start < start:
+        raise SpecError(f"fake_start={fake_start!r} must come before the treatment start {start!r}")
+    before = [p for p in periods if p < fake_start]
+    first = spec.fit_window[0] if spec.fit_window is not None else periods[0]
+    window = [p for p in before if p >= first]
+    if not window:
+        raise SpecError(
+            f"fake_start={fake_start!r} leaves no fit-window period before it (the fit window "
+            f"starts at {first!r}); choose a later fake_start"
+        )
+    predictors = _clip_predictors(spec.predictors, fake_start, window[-1])
+    return replace(spec, treatment_start=fake_start, fit_window=(window[0], window[-1]),
+                   predictors=predictors, donors=tuple(donors))
+
+
+def _clip_predictors(predictors: Sequence[Predictor], fake_start: Hashable, last: Hashable) -> tuple:
+    kept = tuple(
+        p if p.end < fake_start else replace(p, end=last)
+        for p in predictors
+        if p.start < fake_start
+    )
+    if predictors and not kept:
+        raise SpecError(
+            f"every predictor is measured at or after fake_start={fake_start!r}; choose a "
+            "later fake_start or predictors measured earlier"
+        )
+    return kept
 
 
 def _donor_pool(panel: Panel, spec: Spec, treated: Hashable) -> list:

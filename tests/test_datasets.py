@@ -134,28 +134,6 @@ def test_shipped_files_are_small():
         assert path.stat().st_size < 512 * 1024, path
 
 
-# --------------------------------------------------------------------------- programme
-
-
-def test_programme_definition():
-    programme = datasets.load_programme()
-    assert len(programme.pairs) == 8
-    assert programme.treatment_start == 2022 and programme.sensitivity_start == 2021
-    assert programme.plan_date == "2021-12-08" and programme.plan_period == (2021, 2030)
-    assert set(programme.helper_codes) == {310000, 320100, 320500, 320300, 330100, 330200}
-    assert {HUAINAN, CHUZHOU, SUZHOU_ANHUI} <= set(programme.treated_codes)
-    assert "NDRC" in programme.source
-    assert set(programme.pools["YRD"]) == {"Shanghai", "Jiangsu", "Zhejiang", "Anhui"}
-    assert len(programme.pool_codes["YRD + neighbours"]) == 8
-
-
-def test_programme_cities_in_panel(cities):
-    programme = datasets.load_programme()
-    codes = set(cities.city_code)
-    assert set(programme.treated_codes) <= codes
-    assert set(programme.helper_codes) <= codes
-
-
 # --------------------------------------------------------------------------- readers
 
 

@@ -342,9 +342,11 @@ def test_in_time_placebo_finds_a_small_fake_effect(smoking, california):
     assert row["n_fit_periods"] == 15
 
 
-def test_in_time_placebo_needs_data_only_to_clip_predictors(smoking, california, small):
-    with pytest.raises(SpecError, match="pass data="):
-        sc.in_time_placebo(california, fake_start=1985)
+def test_in_time_placebo_needs_no_data(smoking, california, small):
+    clipped = sc.in_time_placebo(california, fake_start=1985)  # predictor windows clipped
+    with_data = sc.in_time_placebo(california, fake_start=1985, data=smoking)
+    np.testing.assert_array_equal(clipped.gap_matrix, with_data.gap_matrix)
+    assert "lnincome(1980-1984)" in clipped.table.loc[1985, "predictors"]
     early = sc.in_time_placebo(small, fake_start=1981, data=smoking)
     lags = sc.fit(smoking, dataclasses.replace(small.spec, predictors=()))
     moved = sc.in_time_placebo(lags, fake_start=1985)

@@ -10,7 +10,8 @@ import pytest
 import synthcontrol as sc
 from synthcontrol.config import load_config
 from synthcontrol.report import write_report
-from synthcontrol.study import fit_quality, placebo_tests, run_study
+from synthcontrol.inference import placebo_tests
+from synthcontrol.study import fit_quality, run_study
 
 DONORS = ["Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming"]
 

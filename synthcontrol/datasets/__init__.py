@@ -10,48 +10,39 @@ Loaders return long tidy frames, one row per unit and period:
 * :func:`load_basque`, :func:`load_smoking`, :func:`load_texas`,
   :func:`load_hongkong` -- the classic benchmark panels (``unit``, ``time``,
   then the variables of the original data);
-* :func:`load_china_cities` -- the derived Chinese prefecture-city panel;
-* :func:`load_programme` -- the Yangtze River Delta twinning programme.
+* :func:`load_china_cities` -- the derived Chinese prefecture-city panel.
+
+Policy programmes (who is treated, who helps, which units make a donor pool) are not
+data of the library: a study declares them in its configuration (for the YRD twinning
+programme, ``case_studies/yrd_twinning.toml``).
 
 Readers for data a user exports from a licensed database:
 :func:`read_csmar_gdp`, :func:`read_csmar_population` and :func:`read_citydb`.
 
 Examples
 --------
->>> from synthcontrol.datasets import load_basque, load_programme
+>>> from synthcontrol.datasets import load_basque
 >>> basque = load_basque()
 >>> basque.columns[:4].tolist()
 ['unit', 'time', 'gdpcap', 'sec.agriculture']
->>> len(load_programme().pairs)
-8
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 from synthcontrol.errors import DataBuildError, MissingColumnError
 
 __all__ = [
-    "Pair",
-    "Programme",
     "load_basque",
     "load_smoking",
     "load_texas",
     "load_hongkong",
     "load_china_cities",
-    "load_programme",
     "read_csmar_gdp",
     "read_csmar_population",
     "read_csmar_cpi",
@@ -104,59 +95,6 @@ _CITYDB_REQUIRED = (
     "hukou_pop_10k",
     "fiscal_revenue_100m",
 )
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One helper -> assisted pairing of the twinning programme."""
-
-    helper: str
-    helper_code: int
-    assisted: str
-    assisted_zh: str
-    assisted_code: int
-
-
-@dataclass(frozen=True)
-class Programme:
-    """The YRD twinning programme, as defined in ``data/programme.toml``.
-
-    Attributes
-    ----------
-    name, source, plan_date, plan_period
-        What the programme is and where it is defined.
-    treatment_start, sensitivity_start
-        First treated year of the main analysis and of the sensitivity check.
-    pairs
-        The eight helper -> assisted pairs.
-    helpers
-        Helper cities, by English name -> 6-digit code; excluded from donor pools.
-    pools
-        Donor-pool definitions: pool name -> tuple of province names (English).
-    pool_codes
-        The same pools as tuples of 6-digit province codes.
-    """
-
-    name: str
-    source: str
-    plan_date: str
-    plan_period: tuple[int, int]
-    treatment_start: int
-    sensitivity_start: int
-    pairs: tuple[Pair, ...]
-    helpers: dict[str, int]
-    pools: dict[str, tuple[str, ...]]
-    pool_codes: dict[str, tuple[int, ...]]
-
-    @property
-    def treated_codes(self) -> tuple[int, ...]:
-        """6-digit codes of the assisted (treated) cities."""
-        return tuple(pair.assisted_code for pair in self.pairs)
-
-    @property
-    def helper_codes(self) -> tuple[int, ...]:
-        """6-digit codes of the helper cities, to exclude from donor pools."""
-        return tuple(self.helpers.values())
 
 
 def _data_file(name: str):
@@ -269,44 +207,6 @@ def load_china_cities() -> pd.DataFrame:
     flags = ["boundary_change"]
     frame[flags] = frame[flags].astype(bool)
     return frame
-
-
-def load_programme() -> Programme:
-    """Load the YRD twinning programme definition from ``data/programme.toml``.
-
-    Returns
-    -------
-    Programme
-        Frozen description: pairs, helper cities, dates, donor pools.
-
-    Examples
-    --------
-    >>> programme = load_programme()
-    >>> programme.treatment_start, programme.sensitivity_start
-    (2022, 2021)
-    >>> programme.helpers["Shanghai"]
-    310000
-    """
-    with _data_file("programme.toml").open("rb") as handle:
-        spec = tomllib.load(handle)
-    return _programme_from_dict(spec)
-
-
-def _programme_from_dict(spec: dict) -> Programme:
-    info = spec["programme"]
-    pools = spec["pools"]
-    return Programme(
-        name=info["name"],
-        source=info["source"],
-        plan_date=str(info["plan_date"]),
-        plan_period=tuple(info["plan_period"]),
-        treatment_start=int(info["treatment_start"]),
-        sensitivity_start=int(info["sensitivity_start"]),
-        pairs=tuple(Pair(**pair) for pair in spec["pairs"]),
-        helpers={h["name"]: int(h["code"]) for h in spec["helpers"]},
-        pools={name: tuple(pool["provinces"]) for name, pool in pools.items()},
-        pool_codes={name: tuple(pool["province_codes"]) for name, pool in pools.items()},
-    )
 
 
 def _read_table(path: Path) -> pd.DataFrame:

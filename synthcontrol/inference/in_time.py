@@ -12,23 +12,26 @@ How the specification is moved to a fake start ``f``:
 * the donors are the original fit's donors; user-given predictor weights are kept
   for the predictors that remain.
 
+The moved design is rebuilt by :meth:`~synthcontrol.spec.Design.shift` from the
+panel the fit was prepared from, with every rule of
+:func:`~synthcontrol.spec.prepare` (:func:`~synthcontrol.spec.shift_spec` moves the
+specification).
+
 The fake effect is the gap between ``f`` and the real treatment start, the window in
 which no effect should appear.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
-from ..estimators import prepare_designs
 from ..panel import Panel
 from ..results import Summary, SynthResult
-from ..spec import Design, Predictor, Spec
+from ..spec import Design, Predictor, shift_spec
 from ._common import Refit, check_result, frozen, refit, rmspe
 from .runner import RunLog, run_tasks
 
@@ -130,49 +133,6 @@ class InTimePlaceboResult:
         return plot_in_time(self, ax=ax)
 
 
-def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], donors: Sequence[Hashable]) -> Spec:
-    """``spec`` with its treatment moved back to ``fake_start`` (see the module notes).
-
-    Examples
-    --------
-    >>> from synthcontrol import Spec, at, mean
-    >>> spec = Spec(outcome="y", treated="A", treatment_start=1989, fit_window=(1970, 1988),
-    ...             predictors=[mean("x", 1980, 1988), at("y", 1975), at("y", 1988)])
-    >>> moved = shift_spec(spec, 1985, range(1970, 2001), ["B", "C"])
-    >>> [p.label for p in moved.predictors], moved.fit_window
-    (['x(1980-1984)', 'y(1975)'], (1970, 1984))
-    """
-    periods = list(periods)
-    start = spec.treatment_start
-    if not fake_start < start:
-        raise SpecError(f"fake_start={fake_start!r} must come before the treatment start {start!r}")
-    before = [p for p in periods if p < fake_start]
-    first = spec.fit_window[0] if spec.fit_window is not None else periods[0]
-    window = [p for p in before if p >= first]
-    if not window:
-        raise SpecError(
-            f"fake_start={fake_start!r} leaves no fit-window period before it (the fit window "
-            f"starts at {first!r}); choose a later fake_start"
-        )
-    predictors = _clip_predictors(spec.predictors, fake_start, window[-1])
-    return replace(spec, treatment_start=fake_start, fit_window=(window[0], window[-1]),
-                   predictors=predictors, donors=tuple(donors))
-
-
-def _clip_predictors(predictors: Sequence[Predictor], fake_start: Hashable, last: Hashable) -> tuple:
-    kept = tuple(
-        p if p.end < fake_start else replace(p, end=last)
-        for p in predictors
-        if p.start < fake_start
-    )
-    if predictors and not kept:
-        raise SpecError(
-            f"every predictor is measured at or after fake_start={fake_start!r}; choose a "
-            "later fake_start or predictors measured earlier"
-        )
-    return kept
-
-
 def in_time_placebo(
     result: SynthResult,
     fake_start: Hashable | Sequence[Hashable],
@@ -189,9 +149,9 @@ def in_time_placebo(
     fake_start : period or sequence of periods
         Fake treatment start(s), before the real one.
     data : DataFrame or Panel, optional
-        The long data the result was fitted on. Needed only when a predictor
-        window has to be clipped or dropped (it is recomputed from the raw data);
-        otherwise the design is moved without it.
+        No longer needed and ignored: the design keeps the panel it was built from
+        (see :meth:`~synthcontrol.spec.Design.shift`). Accepted so that older calls
+        keep working.
     n_jobs, progress
         As in :func:`~synthcontrol.inference.placebo_test`.
 
@@ -202,8 +162,7 @@ def in_time_placebo(
     Raises
     ------
     SpecError
-        When a fake start leaves no fit period or no predictor, or when ``data``
-        is needed but not given.
+        When a fake start leaves no fit period or no predictor.
 
     Examples
     --------
@@ -218,7 +177,7 @@ def in_time_placebo(
     """
     result = check_result(result, "in_time_placebo")
     starts = tuple(np.atleast_1d(np.asarray(fake_start, dtype=object)).tolist())
-    designs = [_shifted_design(result, start, data) for start in starts]
+    designs = [result.design.shift(start) for start in starts]
     jobs = [
         Refit(design=d, options=result.options,
               predictor_weights=_kept_weights(result, d) if result.predictor_weights_given else None)
@@ -244,28 +203,6 @@ def in_time_placebo(
         outcome=design.spec.outcome,
         run=log,
     )
-
-
-def _shifted_design(result: SynthResult, fake_start: Hashable, data: pd.DataFrame | Panel | None) -> Design:
-    design = result.design
-    spec = shift_spec(design.spec, fake_start, design.periods, design.donors)
-    if data is not None:
-        return prepare_designs(data, spec)[design.treated]
-    original = design.spec.predictors
-    if original and spec.predictors != original:
-        changed = sorted(set(p.label for p in original) - set(p.label for p in spec.predictors))
-        raise SpecError(
-            f"fake_start={fake_start!r} clips or drops predictor(s) {changed}, which must be "
-            "recomputed from the raw data: pass data=<the data frame given to sc.fit>"
-        )
-    periods = np.array(design.periods, dtype=object)
-    fit_mask = (periods >= spec.fit_window[0]) & (periods <= spec.fit_window[1])
-    predictors, labels = design.predictors, design.predictor_labels
-    if not original:  # the outcome in every fit period, as prepare() builds it
-        predictors = design.outcome[fit_mask]
-        labels = tuple(f"{spec.outcome}({p})" for p in periods[fit_mask])
-    return replace(design, spec=spec, predictors=predictors, predictor_labels=labels,
-                   fit_mask=fit_mask, post_mask=periods >= fake_start)
 
 
 def _kept_weights(result: SynthResult, design: Design) -> tuple:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
 from ..results import Summary, SynthResult
-from ._common import Refit, check_result, conservative_rank, frozen, open_checkpoint, refit, rmspe
+from ._common import Refit, check_result, conservative_rank, frozen, open_checkpoint, refit, refit_key, rmspe
 from .runner import RunLog, run_tasks
 
-__all__ = ["placebo_test", "PlaceboResult", "ADH_CUTOFFS"]
+__all__ = ["placebo_test", "placebo_tests", "PlaceboResult", "ADH_CUTOFFS"]
 
 #: Pre-period MSPE cut-offs of Abadie, Diamond and Hainmueller (2010), as multiples
 #: of the treated unit's pre-period MSPE.
@@ -291,13 +291,111 @@ def placebo_test(
     True
     """
     result = check_result(result, "placebo_test", min_donors=3)
-    cutoffs = _cutoffs(mspe_cutoff)
-    jobs = placebo_jobs(result, reuse_predictor_weights, start_from_treated)
-    keys = [f"placebo:{unit}" for unit in result.donors]
-    checkpoint = open_checkpoint(checkpoint_dir, "placebo", jobs, keys)
-    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
-                             description=f"placebo test of {result.treated}")
-    return placebo_result(result, records, cutoffs, reuse_predictor_weights, log)
+    (test,) = shared_placebo_tests(
+        [result], kind="placebo", cutoffs=_cutoffs(mspe_cutoff), reuse_predictor_weights=reuse_predictor_weights,
+        start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
+        description=f"placebo test of {result.treated}",
+    )
+    return test
+
+
+def placebo_tests(
+    results: Sequence[SynthResult] | Mapping[Hashable, SynthResult],
+    *,
+    n_jobs: int | None = 1,
+    reuse_predictor_weights: bool = False,
+    start_from_treated: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
+) -> dict[Hashable, PlaceboResult]:
+    """In-space placebo tests of several treated units, each shared placebo fitted once.
+
+    A placebo fit treats one donor and fits it on the other donors, the real treated
+    unit left out. When two treated units have the same donors, data and options and
+    each placebo chooses its own predictor weights, that fit is the same for both:
+    placebos are matched by :func:`~synthcontrol.inference._common.refit_key` (what
+    the numbers of a refit depend on), and every distinct one runs once, all of them
+    as one parallel job. With ``reuse_predictor_weights`` each placebo takes its own
+    treated unit's predictor weights, so only units with equal weights share.
+
+    Parameters
+    ----------
+    results : sequence of SynthResult, or SynthResults
+        One fit per treated unit.
+    n_jobs, reuse_predictor_weights, start_from_treated, checkpoint_dir, progress
+        As in :func:`placebo_test`.
+
+    Returns
+    -------
+    dict
+        Treated unit -> :class:`PlaceboResult`, equal to :func:`placebo_test` of each.
+
+    Examples
+    --------
+    >>> import synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated=["California", "Georgia"], treatment_start=1989,
+    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)],
+    ...                donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"])
+    >>> fits = sc.fit(sc.datasets.load_smoking(), spec)
+    >>> tests = sc.placebo_tests(fits)
+    >>> tests["Georgia"].p_value == sc.placebo_test(fits["Georgia"]).p_value
+    True
+    >>> tests["Georgia"].run.n_tasks  # five placebos shared by both units
+    5
+    """
+    fits = [check_result(r, "placebo_tests", min_donors=3)
+            for r in (results.values() if isinstance(results, Mapping) else results)]
+    treated = [r.treated for r in fits]
+    if len(set(treated)) < len(treated):
+        raise SpecError(f"placebo_tests got the same treated unit twice: {treated}")
+    tests = shared_placebo_tests(
+        fits, kind="placebo tests", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse_predictor_weights,
+        start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
+        description=f"placebo tests of {', '.join(map(str, treated))}",
+    )
+    return dict(zip(treated, tests))
+
+
+def shared_placebo_tests(
+    fits: Sequence[SynthResult],
+    *,
+    kind: str,
+    cutoffs: tuple,
+    reuse_predictor_weights: bool,
+    start_from_treated: bool,
+    n_jobs: int | None,
+    checkpoint_dir: str | os.PathLike | None,
+    progress: bool | Callable[[int, int], None] | None,
+    description: str,
+) -> tuple[PlaceboResult, ...]:
+    """The placebo tests of ``fits`` (checked results), each distinct refit run once.
+
+    The one mechanism that shares placebo fits between treated units
+    (:func:`placebo_test`, :func:`placebo_tests`, the pooled test and studies): jobs
+    with equal :func:`refit_key` are the same fit. ``kind`` names the job in its
+    checkpoint; a checkpoint key is ``placebo:DONOR`` for one fit and
+    ``placebo:TREATED:DONOR`` for several.
+    """
+    slots: dict[str, int] = {}  # refit key -> position in `distinct`
+    distinct: list[Refit] = []
+    keys: list[str] = []
+    positions: list[list[int]] = []
+    for result in fits:
+        positions.append([])
+        for job, donor in zip(placebo_jobs(result, reuse_predictor_weights, start_from_treated), result.donors):
+            key = refit_key(job)
+            if key not in slots:
+                slots[key] = len(distinct)
+                distinct.append(job)
+                keys.append(f"placebo:{donor}" if len(fits) == 1 else f"placebo:{result.treated}:{donor}")
+            positions[-1].append(slots[key])
+    checkpoint = open_checkpoint(checkpoint_dir, kind, distinct, keys)
+    records, log = run_tasks(refit, distinct, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
+                             description=description)
+    return tuple(
+        placebo_result(result, [records[k] for k in where], cutoffs, reuse_predictor_weights, log)
+        for result, where in zip(fits, positions)
+    )
 
 
 def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_treated: bool) -> list[Refit]:

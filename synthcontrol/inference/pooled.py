@@ -21,9 +21,8 @@ import pandas as pd
 
 from ..errors import SpecError
 from ..results import Summary, SynthResult
-from ._common import check_result, frozen, open_checkpoint, refit, refit_key, rmspe
-from .placebo import ADH_CUTOFFS, PlaceboResult, placebo_jobs, placebo_result
-from .runner import run_tasks
+from ._common import check_result, frozen, rmspe
+from .placebo import ADH_CUTOFFS, PlaceboResult, shared_placebo_tests
 
 __all__ = ["pooled_test", "PooledResult"]
 
@@ -209,26 +208,15 @@ def _run_placebos(items: list, n_jobs: int | None, reuse: bool, start_from_treat
                   checkpoint_dir: str | os.PathLike | None,
                   progress: bool | Callable[[int, int], None] | None) -> tuple[PlaceboResult, ...]:
     """Placebo tests of the fitted items; their distinct fits run as one job."""
-    fits = {i: check_result(item, "pooled_test", min_donors=3)
-            for i, item in enumerate(items) if isinstance(item, SynthResult)}
-    slots: dict[str, int] = {}  # refit key -> position in `distinct`
-    distinct, keys, where = [], [], {}
-    for i, result in fits.items():
-        where[i] = []
-        for job, donor in zip(placebo_jobs(result, reuse, start_from_treated), result.donors):
-            key = refit_key(job)
-            if key not in slots:
-                slots[key] = len(distinct)
-                distinct.append(job)
-                keys.append(f"placebo:{result.treated}:{donor}")
-            where[i].append(slots[key])
-    checkpoint = open_checkpoint(checkpoint_dir, "pooled placebo", distinct, keys)
-    records, log = run_tasks(refit, distinct, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
-                             description="pooled placebo test")
-    return tuple(
-        placebo_result(item, [records[k] for k in where[i]], ADH_CUTOFFS, reuse, log) if i in fits else item
-        for i, item in enumerate(items)
-    )
+    fits = [check_result(item, "pooled_test", min_donors=3) for item in items if isinstance(item, SynthResult)]
+    if not fits:
+        return tuple(items)
+    tests = iter(shared_placebo_tests(
+        fits, kind="pooled placebo", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse,
+        start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
+        description="pooled placebo test",
+    ))
+    return tuple(next(tests) if isinstance(item, SynthResult) else item for item in items)
 
 
 def _common_post_periods(placebos: Sequence[PlaceboResult]) -> tuple:

@@ -1,0 +1,118 @@
+"""Reports of studies and fits: CSV tables, PNG figures, and a Markdown + HTML report.
+
+:func:`write_report` takes a :class:`~synthcontrol.study.StudyResult`, or a single
+:class:`~synthcontrol.SynthResult` or :class:`~synthcontrol.SynthResults` (with any
+inference results run on them), and writes into one folder:
+
+``results.csv``
+    One row per analysis, treated unit, outcome, pool and estimator (see
+    :class:`~synthcontrol.study.Estimate`). ``treated_code`` holds the unit
+    identifier; ``treated`` its readable name.
+``weights.csv``
+    Donor weights of every fit, zeros included (``donor_code`` likewise).
+``paths.csv``
+    Observed and synthetic outcome and gap, every fit and period.
+``report.md``, ``report.html`` and ``*.png``
+    The report and its figures.
+``synthcontrol.json``
+    The manifest that marks the folder as this study's output (see
+    :mod:`~synthcontrol.report.output`).
+
+The report's text is generated from the numbers (:mod:`~synthcontrol.report.view`
+selects them, the jinja2 templates in ``templates/`` write the prose once for both
+formats): what was estimated, on which data and donors, the results with their
+pre-period fit quality and p-values, and a plain reading that says when a fit is
+poor and when a gap cannot be told apart from the placebo distribution.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ..results import SynthResult, SynthResults
+from ..study import StudyResult, study_of
+from ..study.single import InferenceResult
+from .figures import write_figures
+from .output import OutputFolder, check_output
+from .render import render_html, render_markdown
+from .view import ALPHA, ReportView
+
+__all__ = ["write_report", "check_output", "OutputFolder", "ALPHA"]
+
+logger = logging.getLogger("synthcontrol.report")
+
+
+def write_report(
+    result: StudyResult | SynthResult | SynthResults,
+    out: str | os.PathLike,
+    *,
+    inference: Iterable[InferenceResult] = (),
+    title: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write the CSV files, figures and the Markdown and HTML report into ``out``.
+
+    Parameters
+    ----------
+    result : StudyResult, SynthResult or SynthResults
+        A study, or fits made with :func:`synthcontrol.fit`.
+    out : path
+        Output folder: created if missing; an earlier output of the same study is
+        replaced (see :func:`~synthcontrol.report.output.check_output`).
+    inference : iterable of inference results, optional
+        For fits only: placebo, leave-one-out, in-time, conformal and pooled results
+        of these fits, reported beside them.
+    title : str, optional
+        For fits only: the report's title.
+    overwrite : bool, default False
+        Write into a non-empty folder that holds no output of this study, after
+        removing an earlier report's files from it.
+
+    Returns
+    -------
+    dict
+        File kind -> path written (``results``, ``weights``, ``paths``, ``markdown``,
+        ``html``, ``manifest``, and ``figure:NAME`` per figure).
+
+    Raises
+    ------
+    ConfigError
+        When ``out`` may not receive the report (see ``overwrite``).
+
+    Examples
+    --------
+    >>> import tempfile, synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)],
+    ...                donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"])
+    >>> res = sc.fit(sc.datasets.load_smoking(), spec)
+    >>> written = sc.write_report(res, tempfile.mkdtemp(), inference=[sc.placebo_test(res)])
+    >>> sorted(kind for kind in written if not kind.startswith("figure:"))
+    ['html', 'manifest', 'markdown', 'paths', 'results', 'weights']
+    """
+    study = result if isinstance(result, StudyResult) else study_of(result, inference=inference, title=title)
+    folder = check_output(out, study.config, overwrite=overwrite)
+    folder.clear()
+    written = _write_tables(study, folder.path)
+    view = ReportView(study)
+    figures = write_figures(view, folder.path)
+    view = ReportView(study, figures)
+    written["markdown"] = folder.path / "report.md"
+    written["html"] = folder.path / "report.html"
+    written["markdown"].write_text(render_markdown(view), encoding="utf-8")
+    written["html"].write_text(render_html(view), encoding="utf-8")
+    written.update({f"figure:{f.file}": folder.path / f.file for f in figures})
+    written["manifest"] = folder.mark(written.values(), study.config.title)
+    logger.info("report written to %s (%d figures)", folder.path, len(figures))
+    return written
+
+
+def _write_tables(study: StudyResult, out: Path) -> dict[str, Path]:
+    written = {name: out / f"{name}.csv" for name in ("results", "weights", "paths")}
+    study.results.to_csv(written["results"], index=False)
+    study.weights.to_csv(written["weights"], index=False)
+    study.paths.to_csv(written["paths"], index=False)
+    return written

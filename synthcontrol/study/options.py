@@ -1,0 +1,109 @@
+"""The option tables of a configuration: ``[estimators]``, ``[fit]``, ``[inference]``,
+``[report]`` and ``[speccurve]``, each checked and turned into its model object."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from ..errors import ConfigError, SpecError
+from ..estimators import ESTIMATORS
+from ..estimators import _options as checked_fit_options  # the checks sc.fit applies
+from ..results import FitOptions
+from .model import REFERENCE_ESTIMATOR, Estimator, InferenceOptions, SpecCurveOptions
+from .schema import SCOPES, check_table, choice, nonempty, unknown, window
+
+__all__ = ["estimators", "fit_options", "inference", "thresholds", "speccurve"]
+
+
+def estimator_names(values: list, key: str) -> tuple[str, ...]:
+    for name in values:
+        if name not in ESTIMATORS:
+            raise ConfigError(unknown(key, name, sorted(ESTIMATORS), "estimator"))
+    return tuple(dict.fromkeys(values))
+
+
+def estimators(table: Mapping[str, Any]) -> tuple[tuple[Estimator, ...], Literal["headline", "all"]]:
+    """The estimators, the reference one first, and the outcomes the others fit."""
+    check_table(table, "estimators", "estimators")
+    names = estimator_names(table.get("names", [REFERENCE_ESTIMATOR]), "estimators.names")
+    if REFERENCE_ESTIMATOR not in names:
+        raise ConfigError(f"key 'estimators.names' must include {REFERENCE_ESTIMATOR!r} (the reference estimator)")
+    options = table.get("options", {})
+    for name, values in options.items():
+        if name not in names:
+            raise ConfigError(f"key 'estimators.options.{name}': {name!r} is not in estimators.names "
+                              f"({', '.join(names)}); add it there or remove its options")
+        if not isinstance(values, dict):
+            raise ConfigError(f"key 'estimators.options.{name}' must be a table such as {{ se = false }}")
+    scope = choice(table.get("outcomes", "headline"), ("headline", "all"), "estimators.outcomes")
+    ordered = (REFERENCE_ESTIMATOR, *(n for n in names if n != REFERENCE_ESTIMATOR))
+    return tuple(Estimator(n, tuple(sorted(options.get(n, {}).items()))) for n in ordered), scope
+
+
+def fit_options(table: Mapping[str, Any]) -> FitOptions:
+    """The ``[fit]`` search settings, checked as :func:`synthcontrol.fit` checks them."""
+    check_table(table, "fit", "fit")
+    defaults = FitOptions()
+    values = {key: table.get(key, getattr(defaults, key)) for key in defaults.search_options()}
+    try:
+        return checked_fit_options(**values)
+    except SpecError as error:
+        raise ConfigError(f"[fit]: {error}") from error
+
+
+def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> InferenceOptions:
+    check_table(table, "inference", "inference")
+    if "in_time" not in table and "in_time_start" not in table:
+        table = {**table, "in_time": "none"}  # no fake start given: nothing to run
+    for key in ("placebo", "leave_one_out", "in_time", "conformal", "refit_placebo_weights"):
+        if key in table:
+            choice(table[key], SCOPES, f"inference.{key}")
+    if "in_time_start" in table and not periods[0] < table["in_time_start"] < treatment_start:
+        raise ConfigError(
+            f"key 'inference.in_time_start' = {table['in_time_start']} must lie after the data's first "
+            f"year {periods[0]} and before the treatment start {treatment_start}"
+        )
+    alpha = table.get("conformal_alpha", 0.1)
+    if not 0 < alpha < 1:
+        raise ConfigError(f"key 'inference.conformal_alpha' must lie in (0, 1), got {alpha}")
+    if table.get("n_jobs", -1) == 0:
+        raise ConfigError("key 'inference.n_jobs' = 0 runs nothing; give a number of workers, or -1 for every core")
+    if "placebo_estimators" in table:
+        names = estimator_names(table["placebo_estimators"], "inference.placebo_estimators")
+        table = {**table, "placebo_estimators": names}
+    options = InferenceOptions(**table)
+    if options.in_time != "none" and options.in_time_start is None:
+        raise ConfigError("key 'inference.in_time_start' is missing; give the fake treatment year "
+                          "or set in_time = \"none\"")
+    return options
+
+
+def thresholds(table: Mapping[str, Any]) -> tuple[float, float]:
+    check_table(table, "report", "report")
+    good, fair = float(table.get("fit_good", 0.25)), float(table.get("fit_fair", 0.5))
+    if not 0 < good < fair:
+        raise ConfigError(f"keys 'report.fit_good' ({good}) and 'report.fit_fair' ({fair}) need 0 < good < fair")
+    return good, fair
+
+
+def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: list[str]) -> SpecCurveOptions | None:
+    if table is None:
+        return None
+    check_table(table, "speccurve", "speccurve")
+    n_lags = table.get("n_lags", 3)
+    if n_lags < 1:
+        raise ConfigError(f"key 'speccurve.n_lags' must be at least 1, got {n_lags}")
+    windows = tuple(window(w, f"speccurve.fit_windows[{i}]") for i, w in enumerate(table.get("fit_windows", [])))
+    if "pools" in table:
+        for name in nonempty(table["pools"], "speccurve.pools", "pool"):
+            if name not in known:
+                raise ConfigError(unknown("speccurve.pools", name, known, "pool") + "; define it under [pools]")
+        pools = tuple(dict.fromkeys(table["pools"]))
+    names = nonempty(table.get("estimators", [REFERENCE_ESTIMATOR]), "speccurve.estimators", "estimator")
+    return SpecCurveOptions(
+        estimators=estimator_names(names, "speccurve.estimators"),
+        pools=pools,
+        placebo=table.get("placebo", False),
+        n_lags=n_lags,
+        fit_windows=windows or (None,),
+    )

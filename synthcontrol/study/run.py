@@ -1,0 +1,130 @@
+"""Run a study: fit every task, then the inference its plan names, then the
+specification curves. Nothing is written here; see :mod:`synthcontrol.report`."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Hashable
+
+from .. import inference
+from ..errors import DroppedDonorsWarning
+from ..estimators import fit
+from ..results import SynthResult
+from ..speccurve import specification_curve
+from .model import CurveTask, StudyConfig, Task
+from .result import CurveResult, StudyResult, TaskResult, UnitResult
+
+__all__ = ["run_study"]
+
+logger = logging.getLogger("synthcontrol.study")
+
+
+def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
+    """Fit every task of ``config`` and run its inference.
+
+    Parameters
+    ----------
+    config : StudyConfig
+        From :func:`~synthcontrol.study.load_config`.
+    n_jobs : int, optional
+        Workers for the inference refits; default: ``config.inference.n_jobs``.
+        Results do not depend on it.
+
+    Returns
+    -------
+    StudyResult
+
+    Examples
+    --------
+    >>> from synthcontrol.study import load_config
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tiny.toml"
+    >>> _ = path.write_text('''
+    ... [study]
+    ... title = "Tiny"
+    ... [data]
+    ... dataset = "smoking"
+    ... unit = "unit"
+    ... time = "time"
+    ... [design]
+    ... treated = ["California"]
+    ... treatment_start = 1989
+    ... [pools.west]
+    ... units = ["Utah", "Nevada", "Montana", "Colorado", "Idaho"]
+    ... [[outcomes]]
+    ... column = "cigsale"
+    ... predictors = [{variable = "cigsale", at = 1975}, {variable = "cigsale", at = 1988}]
+    ... [inference]
+    ... leave_one_out = "none"
+    ... conformal = "none"
+    ... ''')
+    >>> study = run_study(load_config(path), n_jobs=1)
+    >>> estimate = study.estimates[0]
+    >>> estimate.treated_code, estimate.n_donors, round(estimate.p_value, 4)
+    ('California', 5, 0.1667)
+    """
+    start = time.perf_counter()
+    n_jobs = config.inference.n_jobs if n_jobs is None else n_jobs
+    results = []
+    for number, task in enumerate(config.tasks, 1):
+        logger.info("[%d/%d] %s | %s | %s | %s", number, len(config.tasks), task.analysis,
+                    task.outcome.column, task.pool, task.estimator)
+        began = time.perf_counter()
+        results.append(_run_task(config, task, n_jobs))
+        logger.info("[%d/%d] done in %.1f s", number, len(config.tasks), time.perf_counter() - began)
+    curves = tuple(_run_curve(config, curve, n_jobs) for curve in config.curves)
+    seconds = time.perf_counter() - start
+    logger.info("study finished: %d tasks in %.1f s", len(config.tasks), seconds)
+    return StudyResult(config, tuple(results), curves, seconds)
+
+
+def _fit_task(config: StudyConfig, task: Task) -> dict[Hashable, SynthResult]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DroppedDonorsWarning)
+        fits = fit(config.data.frame, task.spec, estimator=task.estimator,
+                   estimator_options=dict(task.estimator_options), **config.fit_options.search_options())
+    for warning in caught:
+        if issubclass(warning.category, DroppedDonorsWarning):
+            logger.info("  %s", warning.message)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return dict(fits)
+
+
+def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:
+    """The task's fits and the inference of its plan, every inference call in one place."""
+    fits = _fit_task(config, task)
+    plan = task.plan
+    placebos = {} if plan.placebo is None else inference.placebo_tests(
+        fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights)
+    units = tuple(
+        UnitResult(
+            fit=result,
+            placebo=placebos.get(treated),
+            leave_one_out=inference.leave_one_out(result, n_jobs=n_jobs) if plan.leave_one_out else None,
+            in_time=None if plan.in_time_start is None else inference.in_time_placebo(
+                result, fake_start=plan.in_time_start, n_jobs=n_jobs),
+            conformal=None if plan.conformal_alpha is None else inference.conformal(
+                result, alpha=plan.conformal_alpha, n_jobs=n_jobs),
+        )
+        for treated, result in fits.items()
+    )
+    pooled = None
+    if plan.placebo is not None and plan.placebo.pooled and len(placebos) > 1:
+        pooled = inference.pooled_test(list(placebos.values()))
+    return TaskResult(task, units, pooled)
+
+
+def _run_curve(config: StudyConfig, curve: CurveTask, n_jobs: int | None) -> CurveResult:
+    options = config.speccurve
+    assert options is not None  # curves exist only with [speccurve]
+    logger.info("specification curve | %s | %s", config.unit_name(curve.treated), curve.pool)
+    estimator_options = {e.name: dict(e.options) for e in config.estimators if e.name in options.estimators}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedDonorsWarning)  # logged with the main fit
+        result = specification_curve(
+            config.data.frame, dict(curve.specs), estimators=options.estimators, estimator_options=estimator_options,
+            options=config.fit_options, placebo=options.placebo, n_jobs=n_jobs)
+    return CurveResult(curve.treated, curve.pool, result)

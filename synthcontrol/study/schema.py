@@ -1,0 +1,241 @@
+"""The configuration schema: tables, keys and their types, and the messages that name
+a key at fault and its fix.
+
+Tables and keys (``*`` required)::
+
+    [study]         title*, description, output, sources
+    [data]          dataset | path (one of them)*, unit*, time*, label, flag, flag_note,
+                    datasheet
+    [groups.NAME]   units | column + values, description
+    [design]        treated*, treatment_start*, fit_window
+    [donors]        pools, exclude, drop_incomplete
+    [pools.NAME]    units | column + values, description
+    [[outcomes]]*   column*, label, headline, exclude_flagged, predictors
+                    (predictors: inline tables {variable, at} or {variable, mean = [start, end]})
+    [estimators]    names, outcomes ("headline" | "all"), options ({name = {option = value}})
+    [fit]           the search settings of sc.fit: seed, n_random_starts, n_local, n_polish,
+                    max_iterations, min_predictor_weight, global_search
+    [inference]     placebo, leave_one_out, in_time, conformal, refit_placebo_weights
+                    ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled,
+                    n_jobs, placebo_estimators
+    [report]        fit_good, fit_fair
+    [speccurve]     estimators, pools, placebo, n_lags, fit_windows
+    [[sensitivity]] name*, treated, treatment_start, fit_window, outcomes, pools,
+                    exclude_flagged
+
+Unit lists (``treated``, ``exclude``, ``units``) hold unit identifiers and group
+references ``"group:NAME"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..results import FitOptions
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["SCHEMA", "SCOPES", "read_text", "read_toml", "check_table", "is_type", "choice", "window",
+           "unknown", "nonempty"]
+
+SCOPES = ("all", "headline", "none")
+_TABLE, _LIST = dict, list
+_UNIT_SET = {
+    "units": ((_LIST,), False),
+    "column": ((str,), False),
+    "values": ((_LIST,), False),
+    "description": ((str,), False),
+}
+# The search settings of sc.fit, as FitOptions holds them (the estimator is chosen in
+# [estimators]); a value's type is the type of its default.
+_FIT = {f.name: ((type(f.default),), False) for f in fields(FitOptions)
+        if f.name not in ("estimator", "estimator_options")}
+
+#: Table -> {key: (accepted types, required)}.
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "": {
+        "study": ((_TABLE,), True),
+        "data": ((_TABLE,), True),
+        "groups": ((_TABLE,), False),
+        "design": ((_TABLE,), True),
+        "donors": ((_TABLE,), False),
+        "pools": ((_TABLE,), False),
+        "outcomes": ((_LIST,), True),
+        "estimators": ((_TABLE,), False),
+        "fit": ((_TABLE,), False),
+        "inference": ((_TABLE,), False),
+        "report": ((_TABLE,), False),
+        "speccurve": ((_TABLE,), False),
+        "sensitivity": ((_LIST,), False),
+    },
+    "study": {"title": ((str,), True), "description": ((str,), False), "output": ((str,), False),
+              "sources": ((_LIST,), False)},
+    "data": {
+        "dataset": ((str,), False),
+        "path": ((str,), False),
+        "unit": ((str,), True),
+        "time": ((str,), True),
+        "label": ((str,), False),
+        "flag": ((str,), False),
+        "flag_note": ((str,), False),
+        "datasheet": ((str,), False),
+    },
+    "groups.*": _UNIT_SET,
+    "design": {
+        "treated": ((_LIST,), True),
+        "treatment_start": ((int,), True),
+        "fit_window": ((_LIST,), False),
+    },
+    "donors": {
+        "pools": ((_LIST,), False),
+        "exclude": ((_LIST,), False),
+        "drop_incomplete": ((bool,), False),
+    },
+    "pools.*": _UNIT_SET,
+    "outcomes": {
+        "column": ((str,), True),
+        "label": ((str,), False),
+        "headline": ((bool,), False),
+        "exclude_flagged": ((bool,), False),
+        "predictors": ((_LIST,), False),
+    },
+    "predictor": {"variable": ((str,), True), "at": ((int,), False), "mean": ((_LIST,), False)},
+    "estimators": {"names": ((_LIST,), False), "outcomes": ((str,), False), "options": ((_TABLE,), False)},
+    "fit": _FIT,
+    "inference": {
+        "placebo": ((str,), False),
+        "leave_one_out": ((str,), False),
+        "in_time": ((str,), False),
+        "conformal": ((str,), False),
+        "in_time_start": ((int,), False),
+        "conformal_alpha": ((float,), False),
+        "pooled": ((bool,), False),
+        "n_jobs": ((int,), False),
+        "refit_placebo_weights": ((str,), False),
+        "placebo_estimators": ((_LIST,), False),
+    },
+    "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False)},
+    "speccurve": {
+        "estimators": ((_LIST,), False),
+        "pools": ((_LIST,), False),
+        "placebo": ((bool,), False),
+        "n_lags": ((int,), False),
+        "fit_windows": ((_LIST,), False),
+    },
+    "sensitivity": {
+        "name": ((str,), True),
+        "treated": ((_LIST,), False),
+        "treatment_start": ((int,), False),
+        "fit_window": ((_LIST,), False),
+        "outcomes": ((_LIST,), False),
+        "pools": ((_LIST,), False),
+        "exclude_flagged": ((bool,), False),
+    },
+}
+
+
+def read_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file, or a ConfigError saying why it cannot be read:
+    missing, a folder, empty, binary or not UTF-8."""
+    if not path.exists():
+        raise ConfigError(f"{what} {path} not found; check the path")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} is not a file; give the path of a file")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read: {error.strerror or error}") from error
+    if not raw.strip():
+        raise ConfigError(f"{what} {path} is empty")
+    if b"\x00" in raw:
+        raise ConfigError(f"{what} {path} is a binary file, not text; give a UTF-8 text file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text (byte {raw[error.start]:#04x} on line {line}); "
+            "save it as UTF-8"
+        ) from error
+
+
+def read_toml(path: Path) -> dict:
+    """The configuration file as a table, checked against the top-level schema."""
+    text = read_text(path, "configuration file")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from error
+    check_table(raw, "", "")
+    return raw
+
+
+def check_table(table: Mapping[str, Any], schema: str, where: str) -> None:
+    """Unknown keys (with the closest known one), wrong types, missing keys."""
+    known = SCHEMA[schema]
+    for key, value in table.items():
+        name = f"{where}.{key}" if where else key
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"unknown key {name!r}{hint}")
+        types, _ = known[key]
+        if not is_type(value, types):
+            raise ConfigError(
+                f"key {name!r} must be {' or '.join(_type_name(t) for t in types)}, "
+                f"got {_type_name(type(value))} {value!r}"
+            )
+    for key, (_, required) in known.items():
+        if required and key not in table:
+            name = f"{where}.{key}" if where else key
+            raise ConfigError(f"required key {name!r} is missing; add it to the configuration")
+
+
+def is_type(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False  # True is an int to Python, never to a configuration
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, types)
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            dict: "a table", list: "a list"}.get(kind, kind.__name__)
+
+
+def choice(value: str, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"key {key!r} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def nonempty(values: list, key: str, what: str) -> list:
+    """``values`` if it holds something, else an error asking for at least one."""
+    if not values:
+        raise ConfigError(f"key {key!r} is an empty list; name at least one {what}")
+    return values
+
+
+def window(value: Any, key: str) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2 or not all(is_type(v, (int,)) for v in value):
+        raise ConfigError(f"key {key!r} must be [start, end] (two integers), got {value!r}")
+    if value[1] < value[0]:
+        raise ConfigError(f"key {key!r} = {value!r} ends before it starts; swap the years")
+    return int(value[0]), int(value[1])
+
+
+def unknown(key: str, value: Any, known: list, what: str = "value") -> str:
+    """Message for a value that is not among ``known``, with the closest one."""
+    close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(map(str, known[:12]))}"
+    more = ", ..." if not close and len(known) > 12 else ""
+    return f"key {key!r}: unknown {what} {value!r}; {hint}{more}"

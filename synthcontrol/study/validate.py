@@ -1,0 +1,133 @@
+"""Checks of a study against its data, before any fit: every task's design, every
+in-time shift and specification-curve design is built, and every estimator is tried
+once with its options, so that a study :func:`~synthcontrol.study.load_config`
+accepts does not fail later for a reason it could have seen.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from typing import Hashable
+
+import numpy as np
+
+from ..errors import ConfigError, SynthControlError
+from ..estimators import fit_design
+from ..panel import Panel
+from ..results import FitOptions, SynthResult
+from ..spec import Design, Spec, prepare
+from .model import Estimator, StudyConfig, Task
+
+__all__ = ["study_panel", "probe_estimators", "check_designs", "uses_predictor_weights"]
+
+#: Placebo tests and leave-one-out refit each unit against the others, one donor fewer.
+_REFIT_MIN_DONORS = 3
+
+
+def study_panel(config: StudyConfig) -> Panel:
+    """The data as one panel of every variable the tasks read (validated once)."""
+    data = config.data
+    variables = dict.fromkeys(v for t in config.tasks for v in t.spec.variables)
+    try:
+        return Panel.from_frame(data.frame, unit=data.unit, time=data.time, variables=list(variables))
+    except SynthControlError as error:
+        raise ConfigError(f"the data ({data.source}) cannot be used: {error}") from error
+
+
+def probe_estimators(config: StudyConfig, panel: Panel) -> tuple[Estimator, ...]:
+    """Each estimator of ``config`` fitted once, with the cheapest search, on its first
+    task's first treated unit: its options are checked as every fit will check them,
+    and the fit says whether the estimator has predictor weights for placebos to reuse.
+    """
+    probed = []
+    for estimator in config.estimators:
+        task = next(t for t in config.tasks if t.estimator == estimator.name)
+        treated = task.spec.treated_units[0]
+        design = _design(panel, task.spec.for_treated(treated), _describe(task, treated))
+        options = FitOptions(n_random_starts=0, n_polish=0, estimator=estimator.name,
+                             estimator_options=estimator.options)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the cheap search is no fit to warn about
+                result = fit_design(design, options=options)
+        except SynthControlError as error:
+            raise ConfigError(f"estimator {estimator.name!r} cannot fit {_describe(task, treated)}: {error}") from error
+        probed.append(replace(estimator, uses_predictor_weights=uses_predictor_weights(result)))
+    return tuple(probed)
+
+
+def uses_predictor_weights(result: SynthResult) -> bool:
+    """Whether the estimator of ``result`` chose predictor weights (outcome-only
+    estimators such as sdid match on outcomes and have none)."""
+    return bool(result.extras.get("predictors_used", True))
+
+
+def check_designs(config: StudyConfig, panel: Panel) -> None:
+    """Build every design the study will fit, in-time shifts and curves included.
+
+    Raises
+    ------
+    ConfigError
+        Naming the task (analysis, outcome, pool, estimator, treated unit) and why
+        the data cannot fit it.
+    """
+    built: dict[tuple, dict[Hashable, Design]] = {}  # estimators of one analysis, outcome and pool share designs
+    for task in config.tasks:
+        key = (task.analysis, task.outcome.column, task.pool)
+        if key not in built:
+            built[key] = {t: _design(panel, task.spec.for_treated(t), _describe(task, t))
+                          for t in task.spec.treated_units}
+        for treated, design in built[key].items():
+            _check_inference(task, treated, design)
+        if task.plan.placebo is not None and task.plan.placebo.pooled:
+            _check_same_post_periods(task, built[key])
+    for curve in config.curves:
+        for label, spec in curve.specs:
+            _design(panel, spec, f"specification curve of {curve.treated!r}, {curve.pool} pool, {label!r}")
+
+
+def _design(panel: Panel, spec: Spec, where: str) -> Design:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dropped donors are logged when the task is fitted
+            return prepare(panel, spec)
+    except SynthControlError as error:
+        raise ConfigError(f"{where}: {error}") from error
+
+
+def _check_inference(task: Task, treated: Hashable, design: Design) -> None:
+    plan = task.plan
+    refits = [name for name, planned in (("placebo tests", plan.placebo is not None),
+                                         ("leave-one-out", plan.leave_one_out)) if planned]
+    if refits and len(design.donors) < _REFIT_MIN_DONORS:
+        raise ConfigError(
+            f"{_describe(task, treated)}: {' and '.join(refits)} need at least {_REFIT_MIN_DONORS} donors, "
+            f"the pool leaves {len(design.donors)}; widen the pool or set the [inference] scope to \"none\""
+        )
+    if plan.in_time_start is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                design.shift(plan.in_time_start)
+        except SynthControlError as error:
+            raise ConfigError(f"key 'inference.in_time_start' = {plan.in_time_start}, "
+                              f"{_describe(task, treated)}: {error}") from error
+
+
+def _check_same_post_periods(task: Task, designs: dict[Hashable, Design]) -> None:
+    posts = {t: tuple(np.array(d.periods, dtype=object)[d.post_mask].tolist()) for t, d in designs.items()}
+    first, *others = posts.items()
+    for treated, periods in others:
+        if periods != first[1]:
+            raise ConfigError(
+                f"{_describe(task, treated)}: the pooled test needs the same post-period for every treated "
+                f"unit, but {first[0]!r} has {list(first[1])} and {treated!r} {list(periods)}; set "
+                "[inference] pooled = false or treat units observed over the same periods"
+            )
+
+
+def _describe(task: Task, treated: Hashable) -> str:
+    return (f"analysis {task.analysis!r}, outcome {task.outcome.column!r}, pool {task.pool!r}, "
+            f"estimator {task.estimator!r}, treated unit {treated!r}")
+
