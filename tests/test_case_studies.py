@@ -4,6 +4,7 @@ with each script's own specification."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -110,3 +111,20 @@ def test_script_prints_tables_and_writes_figures(tmp_path, capsys):
     for name in ("path", "gap", "weights"):
         figure = tmp_path / f"{name}.png"
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------- configurations
+
+
+def test_the_study_layer_knows_no_programme():
+    """A new policy study is a configuration and a dataset: the programme (who is treated,
+    who helps, which provinces pool) lives in case_studies/yrd_twinning.toml."""
+    package = Path(sc.__file__).parent
+    words = re.compile(r"yrd|programme|assisted|helper|boundary|province|territor", re.IGNORECASE)
+    files = [p for folder in ("study", "report") for p in (package / folder).rglob("*") if p.suffix in (".py", ".j2")]
+    assert files
+    for path in files:
+        assert not words.search(path.read_text(encoding="utf-8")), path
+    assert not hasattr(sc.datasets, "load_programme")
+    study = sc.load_config(CASE_STUDIES / "yrd_twinning.toml", quick=True)
+    assert [g.name for g in study.groups] == ["assisted", "helpers"]

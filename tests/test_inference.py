@@ -357,6 +357,24 @@ def test_in_time_placebo_needs_no_data(smoking, california, small):
         sc.in_time_placebo(small, fake_start=1990, data=smoking)
 
 
+def test_design_shift_follows_the_rules_of_prepare():
+    rng = np.random.default_rng(0)
+    units, years = [f"u{i}" for i in range(6)], list(range(2000, 2012))
+    growth = rng.normal(0.03, 0.02, size=(len(years), len(units)))
+    growth[0] = 0.0  # an index: the same value (100) for every unit in the base year
+    frame = pd.DataFrame([(u, y, 100 * np.exp(growth[: i + 1, j].sum()))
+                          for j, u in enumerate(units) for i, y in enumerate(years)], columns=["unit", "time", "y"])
+    spec = sc.Spec(outcome="y", treated="u0", treatment_start=2009)  # default predictors: outcome lags
+    design = sc.fit(frame, spec).design
+    shifted = design.shift(2006)
+    assert shifted.predictor_labels == ("y(2001)", "y(2002)", "y(2003)", "y(2004)", "y(2005)")  # not y(2000)
+    assert shifted.donors == design.donors and shifted.spec.fit_window == (2000, 2005)
+    rebuilt = sc.estimators.prepare_designs(frame, sc.spec.shift_spec(spec, 2006, years, design.donors))["u0"]
+    np.testing.assert_array_equal(shifted.predictors, rebuilt.predictors)
+    with pytest.raises(SpecError, match="keeps no panel"):
+        dataclasses.replace(design, panel=None).shift(2006)
+
+
 # -- results ------------------------------------------------------------------------------
 
 

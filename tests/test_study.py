@@ -3,6 +3,8 @@ report text generated from the numbers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,3 +142,61 @@ def test_report_text_follows_the_numbers(study, tmp_path):
     assert all(path.is_file() for path in written.values())
     html = written["html"].read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<table" in html and "<img" in html
+
+
+def test_placebo_fits_are_shared_by_one_mechanism():
+    spec = sc.Spec(outcome="cigsale", treated=["California", "Georgia"], treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)], donors=DONORS)
+    fits = sc.fit(sc.datasets.load_smoking(), spec)
+    shared = placebo_tests(fits)
+    assert {test.run.n_computed for test in shared.values()} == {len(DONORS)}  # not 2 x 6
+    pooled = sc.pooled_test(fits)
+    for test, alone in zip(pooled.placebos, shared.values()):
+        np.testing.assert_array_equal(test.gap_matrix, alone.gap_matrix)
+    with pytest.raises(sc.SpecError, match="twice"):
+        placebo_tests([fits["California"], fits["California"]])
+
+
+def test_a_report_for_one_fit(tmp_path):
+    spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)], donors=DONORS)
+    result = sc.fit(sc.datasets.load_smoking(), spec)
+    placebo, in_time = sc.placebo_test(result), sc.in_time_placebo(result, fake_start=1985)
+    written = sc.write_report(result, tmp_path / "fit", inference=[placebo, in_time])
+    row = pd.read_csv(written["results"]).iloc[0]
+    assert row.treated_code == "California" and row.n_donors == len(DONORS)
+    assert row.effect == pytest.approx(result.average_effect, rel=1e-12)
+    assert row.p_value == pytest.approx(placebo.p_value) and row.in_time_effect == pytest.approx(in_time.fake_effect)
+    assert np.isnan(row.loo_min)  # not given, not run
+    report = written["markdown"].read_text(encoding="utf-8")
+    assert f"placebo p = {placebo.p_value:.2f}" in report and "fake start in 1985" in report
+    assert "sc.write_report" in report and (tmp_path / "fit" / "headline_california.png").is_file()
+    bare = sc.write_report(result, tmp_path / "bare")
+    assert "no placebo test was run" in bare["markdown"].read_text(encoding="utf-8")
+    sdid = sc.write_report(sc.fit(sc.datasets.load_smoking(), spec, estimator="sdid"), tmp_path / "sdid")
+    assert "| California | cigsale | donors |" in sdid["markdown"].read_text(encoding="utf-8")
+    with pytest.raises(sc.SpecError, match="belongs to no fit"):
+        sc.write_report(result, tmp_path / "other", inference=[sc.placebo_test(sc.fit(
+            sc.datasets.load_smoking(), dataclasses.replace(spec, treated="Georgia")))])
+
+
+def test_a_report_for_several_treated_units_with_their_pooled_test(tmp_path):
+    spec = sc.Spec(outcome="cigsale", treated=["California", "Georgia"], treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)], donors=DONORS)
+    fits = sc.fit(sc.datasets.load_smoking(), spec)
+    pooled = sc.pooled_test(fits)
+    written = sc.write_report(fits, tmp_path, inference=[*pooled.placebos, pooled], title="Two states")
+    results = pd.read_csv(written["results"])
+    assert results.treated_code.tolist() == ["California", "Georgia"]
+    assert results.pooled_p.tolist() == pytest.approx([pooled.p_value] * 2)
+    html = written["html"].read_text(encoding="utf-8")
+    assert "<title>Two states</title>" in html and 'href="#reading_the_results"' in html
+
+
+def test_the_report_escapes_html_in_names(tmp_path):
+    frame = sc.datasets.load_smoking()
+    frame["unit"] = frame["unit"].replace({"California": "<b>California</b>"})
+    spec = sc.Spec(outcome="cigsale", treated="<b>California</b>", treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975)], donors=DONORS)
+    html = sc.write_report(sc.fit(frame, spec), tmp_path)["html"].read_text(encoding="utf-8")
+    assert "<b>California</b>" not in html and "&lt;b&gt;California&lt;/b&gt;" in html

@@ -86,6 +86,9 @@ def check_output(out: str | os.PathLike, config: StudyConfig, *, overwrite: bool
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"output folder {path} cannot be created: {parent} is a file; choose another --out")
+    existing = next(p for p in (path, *path.parents, Path.cwd()) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output folder {path} cannot be written: {existing} is not writable; choose another --out")
     own = identity(config)
     if not path.exists():
         return OutputFolder(path, own)

@@ -91,7 +91,7 @@ def _task(analysis: Analysis, outcome: Outcome, pool: str, estimator: Estimator,
         drop_incomplete_donors=rules.drop_incomplete,
     )
     task = Task(analysis=analysis.name, outcome=outcome, pool=pool, estimator=estimator.name, spec=spec,
-                estimator_options=estimator.options)
+                estimator_options=estimator.options, reference=estimator.is_reference)
     return replace(task, plan=plan(task, estimator, inference))
 
 

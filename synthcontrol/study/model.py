@@ -235,6 +235,7 @@ class Task:
     spec: Spec
     estimator_options: tuple = ()  # (name, value) pairs, as in FitOptions
     plan: InferencePlan = InferencePlan()
+    reference: bool = True  # fitted with the study's reference estimator
 
     @property
     def is_main(self) -> bool:
@@ -242,8 +243,8 @@ class Task:
 
     @property
     def is_reference(self) -> bool:
-        """Fitted with the reference estimator."""
-        return self.estimator == REFERENCE_ESTIMATOR
+        """Fitted with the estimator the study compares the others with."""
+        return self.reference
 
     @property
     def is_headline(self) -> bool:

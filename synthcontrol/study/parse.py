@@ -136,8 +136,16 @@ def _load_data(table: Mapping[str, Any], path: Path) -> StudyData:
         flag_note=table.get("flag_note", ""),
         datasheet=table.get("datasheet", ""),
         flagged_units=tuple(pd.unique(frame.loc[frame[flag].astype(bool), unit]).tolist()) if flag else (),
-        names=dict(zip(frame[unit].tolist(), frame[label].astype(str))) if label else {},
+        names=_names(frame, unit, label),
     )
+
+
+def _names(frame: pd.DataFrame, unit: str, label: str) -> dict:
+    """Unit -> its label (the first one, should a unit's label change over time)."""
+    if not label:
+        return {}
+    pairs = frame[[unit, label]].drop_duplicates(unit)
+    return dict(zip(pairs[unit].tolist(), pairs[label].astype(str)))
 
 
 def _read_csv(file: Path, config: Path) -> pd.DataFrame:
