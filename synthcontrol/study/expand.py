@@ -127,8 +127,10 @@ def curve_tasks(config: StudyConfig) -> tuple[CurveTask, ...]:
     options = config.speccurve
     if options is None:
         return ()
+    own = tuple((e.name, e.options) for e in config.estimators if e.name in options.estimators)
     return tuple(
-        CurveTask(treated, task.pool, _curve_specs(config, options, task.spec.for_treated(treated)))
+        CurveTask(treated, task.pool, _curve_specs(config, options, task.spec.for_treated(treated)),
+                  estimators=options.estimators, estimator_options=own, placebo=options.placebo)
         for task in config.tasks
         if task.is_headline and task.is_reference and task.pool in options.pools
         for treated in task.spec.treated_units

@@ -259,6 +259,9 @@ class CurveTask:
     treated: Hashable
     pool: str
     specs: tuple[tuple[str, Spec], ...]  # (label, specification), as standard_specs gives them
+    estimators: tuple[str, ...]
+    estimator_options: tuple = ()  # (estimator, ((option, value), ...)) pairs
+    placebo: bool = False
 
 
 @dataclass(frozen=True)

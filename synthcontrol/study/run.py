@@ -118,13 +118,11 @@ def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult
 
 
 def _run_curve(config: StudyConfig, curve: CurveTask, n_jobs: int | None) -> CurveResult:
-    options = config.speccurve
-    assert options is not None  # curves exist only with [speccurve]
     logger.info("specification curve | %s | %s", config.unit_name(curve.treated), curve.pool)
-    estimator_options = {e.name: dict(e.options) for e in config.estimators if e.name in options.estimators}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedDonorsWarning)  # logged with the main fit
         result = specification_curve(
-            config.data.frame, dict(curve.specs), estimators=options.estimators, estimator_options=estimator_options,
-            options=config.fit_options, placebo=options.placebo, n_jobs=n_jobs)
+            config.data.frame, dict(curve.specs), estimators=curve.estimators,
+            estimator_options={name: dict(options) for name, options in curve.estimator_options},
+            options=config.fit_options, placebo=curve.placebo, n_jobs=n_jobs)
     return CurveResult(curve.treated, curve.pool, result)

@@ -100,7 +100,7 @@ def _fits(fits: SynthResult | SynthResults) -> list[SynthResult]:
 
 def _attach(results: list[SynthResult], given: tuple) -> tuple[tuple[UnitResult, ...], PooledResult | None]:
     """Each inference result matched to its fit by treated unit."""
-    by_unit: dict[Hashable, dict[str, object]] = {r.treated: {} for r in results}
+    by_unit: dict[Hashable, dict] = {r.treated: {} for r in results}
     pooled = [g for g in given if isinstance(g, PooledResult)]
     for item in given:
         if isinstance(item, PooledResult):
@@ -116,7 +116,7 @@ def _attach(results: list[SynthResult], given: tuple) -> tuple[tuple[UnitResult,
         slot[kind] = item
     if len(pooled) > 1:
         raise SpecError("give at most one PooledResult")
-    units = tuple(UnitResult(r, **by_unit[r.treated]) for r in results)  # type: ignore[arg-type]
+    units = tuple(UnitResult(r, **by_unit[r.treated]) for r in results)
     return units, pooled[0] if pooled else None
 
 
