@@ -101,6 +101,8 @@ def test_base_configuration_gives_the_api_spec(tmp_path):
         ('pools = ["YRD"]', 'pools = ["YRD+"]', ["donors.pools", "'YRD'"]),
         ("treated = [340400]", "treated = [999999]", ["design.treated", "999999"]),
         ("treated = [340400]", 'treated = ["Huainan"]', ["design.treated", "340400"]),
+        ("treated = [340400]", 'treated = ["340400"]', ["design.treated", "'city_code' holds integers", "given as text", "write 340400"]),
+        ('time = "year"', 'time = "city_en"', ["data.time", "'city_en'", "integers"]),
         ('"group:helpers"', '"group:helper"', ["donors.exclude", "group:helpers"]),
         ('values = ["Shanghai", "Jiangsu", "Zhejiang", "Anhui"]', 'values = ["Shanghia"]', ["pools.YRD", "holds no unit"]),
         ("treatment_start = 2022", "treatment_start = 2030", ["design.treatment_start", "2005-2023"]),

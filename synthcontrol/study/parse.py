@@ -125,6 +125,7 @@ def _load_data(table: Mapping[str, Any], path: Path) -> StudyData:
     for key in ("unit", "time", "label", "flag"):
         if key in table and table[key] not in frame.columns:
             raise ConfigError(unknown(f"data.{key}", table[key], list(frame.columns), "column"))
+    _check_periods(frame, table["time"])
     unit, label, flag = table["unit"], table.get("label", ""), table.get("flag", "")
     return StudyData(
         frame=frame,
@@ -138,6 +139,19 @@ def _load_data(table: Mapping[str, Any], path: Path) -> StudyData:
         flagged_units=tuple(pd.unique(frame.loc[frame[flag].astype(bool), unit]).tolist()) if flag else (),
         names=_names(frame, unit, label),
     )
+
+
+def _check_periods(frame: pd.DataFrame, time: str) -> None:
+    """A configuration's periods are numbers (years), as its treatment_start and windows are."""
+    periods = frame[time]
+    if periods.isna().any():
+        row = int(periods.isna().to_numpy().argmax())
+        raise ConfigError(f"key 'data.time': column {time!r} has a missing period (first at row {row}); "
+                          "every row needs one")
+    if not pd.api.types.is_numeric_dtype(periods) or pd.api.types.is_bool_dtype(periods):
+        raise ConfigError(f"key 'data.time': column {time!r} holds {periods.dtype} values such as "
+                          f"{periods.iloc[0]!r}; a configuration's periods are integers such as years: "
+                          "convert the column")
 
 
 def _names(frame: pd.DataFrame, unit: str, label: str) -> dict:
@@ -221,15 +235,23 @@ def _resolve_units(values: list, key: str, data: StudyData, groups: Mapping[str,
         elif value in units:
             resolved.append(value)
         else:
-            raise ConfigError(_unknown_unit(key, value, units, data.names))
+            raise ConfigError(_unknown_unit(key, value, units, data))
     return tuple(dict.fromkeys(resolved))
 
 
-def _unknown_unit(key: str, value: Any, units: set, names: Mapping) -> str:
-    by_name = [u for u, n in names.items() if str(n).lower() == str(value).lower()]
+def _unknown_unit(key: str, value: Any, units: set, data: StudyData) -> str:
+    by_name = [u for u, n in data.names.items() if str(n).lower() == str(value).lower()]
     if by_name:
         return f"key {key!r}: {value!r} is a unit name, not an identifier; write {by_name[0]!r}"
+    same_text = [u for u in units if str(u) == str(value)]
+    if same_text:
+        return (f"key {key!r}: column {data.unit!r} holds {_kind(same_text[0])}; {value!r} is given as "
+                f"{_kind(value)}: write {same_text[0]!r}")
     return unknown(key, value, sorted(units, key=str), "unit")
+
+
+def _kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else "integers" if isinstance(value, int) else "numbers"
 
 
 def _pool_names(values: list, key: str, pools: tuple[Pool, ...]) -> tuple[str, ...]:
