@@ -452,7 +452,8 @@ def record_corrections(panel: pd.DataFrame) -> list[dict]:
             "the city database's value is used")
     for row in panel[panel.csmar_shifted].itertuples():
         for column, raw, used in (("gdp_growth", row.gdp_growth_pct_csmar, row.gdp_growth_pct),
-                                  ("secondary_share", row.secondary_share_pct_csmar, row.secondary_share_pct)):
+                                  ("secondary_share", row.secondary_share_pct_csmar, row.secondary_share_pct),
+                                  ("tertiary_share", row.tertiary_share_pct_csmar, row.tertiary_share_pct)):
             if pd.notna(raw) and pd.notna(used) and abs(raw - used) > 0.05:
                 entries.append(_log_entry(row, column, "source", raw, used, note, "repaired"))
     return entries
