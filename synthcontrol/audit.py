@@ -2,7 +2,7 @@
 
 A synthetic control copies whatever its donors report, so a statistical revision,
 a typing error or a gap filled upstream in one donor's series becomes a fake effect
-(or a fake placebo). :func:`audit` looks for five kinds of suspect cells and returns
+(or a fake placebo). :func:`audit` looks for six kinds of suspect cells and returns
 them as a tidy frame, one row per cell and reason:
 
 ``common_break``
@@ -33,7 +33,9 @@ that they match standard deviations on normal data). Changes are taken between
 consecutive periods of the panel, on logarithms for amounts and on levels for rates
 and shares (``transform``). A unit's own scale is floored at half the typical
 unit's scale (and the cross-sectional scale at half its typical value), so that a
-smooth or short series does not turn ordinary changes into outliers.
+smooth series does not turn ordinary changes into outliers; a unit (or a period)
+with fewer than eight changes gets no z-score at all (in a period with fewer than
+eight units, a jump must pass twice ``jump_z`` against the unit's own history alone).
 
 The audit says where to look, not what is wrong: a flagged cell may be a real event
 (a crisis, a pandemic, the treatment itself). Pass the frame to
@@ -375,8 +377,9 @@ def _detect_changes(
     common = _nanmedian(change, 1)[:, None]
     typical = common + _nanmedian(change - common, 0)[None, :]  # the period's and the unit's usual change
     breaks, break_notes = _break_periods(z_own, groups, break_z, break_alpha, min_units)
-    with np.errstate(invalid="ignore"):
-        jump = (np.abs(z_own) > jump_z) & (np.abs(z_cross) > jump_z) & (np.sign(z_own) == np.sign(z_cross))
+    with np.errstate(invalid="ignore"):  # too few units for a cross-sectional z: twice the bar alone
+        agrees = (np.abs(z_cross) > jump_z) & (np.sign(z_own) == np.sign(z_cross))
+        jump = (np.abs(z_own) > jump_z) & agrees | (np.abs(z_own) > 2 * jump_z) & np.isnan(z_cross)
     reversal, closing, path, span = _excursions(x, change - typical, jump | breaks, typical, max_excursion)
     breaks &= ~reversal & ~closing
     jump &= ~breaks & ~reversal & ~closing
@@ -594,7 +597,9 @@ def audit(
         in levels (amounts, counts, indices), and levels otherwise (rates, shares).
     jump_z : float, default 5.0
         A jump is a change beyond ``jump_z`` robust SDs both of the unit's own
-        changes (net of the period's median change) and of the period's changes.
+        changes (net of the period's median change) and of the period's changes
+        (beyond twice ``jump_z`` of its own where the period has fewer than eight
+        units).
     break_z : float, default 3.0
         A unit breaks in a period when its change exceeds ``break_z`` robust SDs of
         its own history (net of the period's median change); for relations, when

@@ -255,8 +255,10 @@ def load_china_cities() -> pd.DataFrame:
     The 41 Yangtze River Delta cities (``region == "YRD"``; plus Chaohu,
     2005-2010, abolished in 2011) and the prefecture cities of Henan, Shandong,
     Jiangxi and Hubei (``"neighbour"``; Laiwu 2005-2018, merged into Jinan). Outcomes are
-    on a comparable real basis across the 2019 census revision; see
-    ``DATASHEET.md`` for every column, source and correction.
+    on a comparable real basis across the 2019 census revision; cells known to be
+    wrong are empty and suspect ones are listed, with what a study should do, by
+    :func:`load_china_cities_flags`; see ``DATASHEET.md`` for every column,
+    source, repair and flag.
 
     Returns
     -------
