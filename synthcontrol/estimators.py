@@ -125,7 +125,7 @@ def fit(
     if flags is not None:
         for result in results.values():
             weights = {d: w for d, w in zip(result.donors, result.solution.weights) if w >= FLAGGED_WEIGHT}
-            warn_flagged(flags, result.design, weights, stacklevel=3)
+            warn_flagged(flags, result.design, weights, stacklevel=2)
     if len(spec.treated_units) == 1 and not isinstance(spec.treated, (list, tuple)):
         return next(iter(results.values()))
     return SynthResults(results)
