@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup case-study test bench bench-env clean
+.PHONY: setup case-study test data bench bench-env clean
 BENCH_VENV ?= .venv-bench
 
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,12 @@ case-study: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Rebuilds synthcontrol/datasets/data (classic panels, city panel and its flags) from the
+# raw files in $(RAW) (not redistributed; see synthcontrol/datasets/DATASHEET.md).
+RAW ?= ../shared/data
+data: setup
+	$(PY) case_studies/data/build_datasets.py --raw $(RAW)
 
 # The peers (pysyncon, SyntheticControlMethods, scpi_pkg) pin older numpy/scipy/pandas,
 # so they live in their own environment and are driven through benchmarks/peers.py.

@@ -27,7 +27,7 @@ passed, and the cells left out are listed.
 
 The national pool fits Huainan against every Chinese prefecture city with a
 complete real-growth record (China City Database, real GDP growth chained to an
-index with :func:`synthcontrol.datasets.build.chain_index`).
+index with ``chain_index`` of ``case_studies/data/build_datasets.py``).
 
     python benchmarks/scaling.py                       # the full grid (minutes)
     python benchmarks/scaling.py --quick               # seconds: a CI smoke run
@@ -58,7 +58,7 @@ import synthcontrol as sc  # noqa: E402
 from benchmarks.peers import _Clock  # noqa: E402
 from benchmarks.synthetic import SyntheticPanel, make_panel, recovery  # noqa: E402
 from synthcontrol.datasets import read_citydb  # noqa: E402
-from synthcontrol.datasets.build import DEFAULT_RAW, FIRST_YEAR, LAST_YEAR, chain_index  # noqa: E402
+from case_studies.data.build_datasets import DEFAULT_RAW, FIRST_YEAR, LAST_YEAR, chain_index  # noqa: E402
 from synthcontrol.estimators import fit_design, prepare_designs  # noqa: E402
 
 GRID = {"n_donors": (10, 30, 100, 300, 1000, 3000), "n_predictors": (5, 20, 50), "n_pre": (10, 40, 200)}

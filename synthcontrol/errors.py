@@ -27,6 +27,7 @@ __all__ = [
     "SynthControlWarning",
     "ConvergenceWarning",
     "DroppedDonorsWarning",
+    "AuditWarning",
 ]
 
 
@@ -99,3 +100,7 @@ class ConvergenceWarning(SynthControlWarning):
 
 class DroppedDonorsWarning(SynthControlWarning):
     """Donors were dropped because they lack data the specification needs."""
+
+
+class AuditWarning(SynthControlWarning):
+    """A fit or placebo test relies on data cells the audit flagged (see ``sc.audit``)."""

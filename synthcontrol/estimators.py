@@ -7,13 +7,16 @@ inference routine reuses to refit placebos without validating again.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import SpecError
+from .audit import audit as run_audit
+from .audit import check_flags, flagged_cells
+from .errors import AuditWarning, SpecError
 from .panel import Panel
 from .results import FitOptions, SynthResult, SynthResults
 from .spec import Design, Predictor, Spec, prepare
@@ -26,7 +29,14 @@ __all__ = [
     "cross_validate_predictor_weights",
     "register_estimator",
     "ESTIMATORS",
+    "audit_windows",
+    "warn_flagged",
+    "FLAGGED_WEIGHT",
 ]
+
+#: Donors with at least this weight are checked against audit flags (a smaller weight
+#: cannot move the synthetic control by much).
+FLAGGED_WEIGHT = 1e-3
 
 
 def fit(
@@ -43,6 +53,7 @@ def fit(
     global_search: bool = False,
     estimator: str = "classic",
     estimator_options: Mapping[str, object] | None = None,
+    audit: pd.DataFrame | bool | None = None,
 ) -> SynthResult | SynthResults:
     """Fit the synthetic control of ``spec`` (Abadie, Diamond and Hainmueller).
 
@@ -64,6 +75,16 @@ def fit(
         A registered estimator name (see :data:`ESTIMATORS`).
     estimator_options : mapping, optional
         Settings of that estimator.
+    audit : DataFrame or bool, optional
+        Suspect cells from :func:`synthcontrol.audit` (or a dataset's flags table
+        with the same columns), or True to audit the columns ``spec`` uses here
+        with the default thresholds. An :class:`~synthcontrol.errors.AuditWarning`
+        names every donor with weight of at least :data:`FLAGGED_WEIGHT` (and the
+        treated unit) that has a flagged cell where the fit relies on it: the
+        outcome in the fit window or the post-period, a predictor's variable in its
+        window (the treated unit's post-period outcome is the effect, not checked).
+        Default None: no check, since real events are flagged too (DATASHEET.md
+        lists what the default audit flags on the classic panels).
 
     Returns
     -------
@@ -96,10 +117,15 @@ def fit(
         estimator_options=tuple(sorted((estimator_options or {}).items())),
     )
     designs = prepare_designs(data, spec)
+    flags = _audit_flags(audit, data, spec)
     results = {
         treated: fit_design(design, predictor_weights=_check_v(predictor_weights, design), options=options)
         for treated, design in designs.items()
     }
+    if flags is not None:
+        for result in results.values():
+            weights = {d: w for d, w in zip(result.donors, result.solution.weights) if w >= FLAGGED_WEIGHT}
+            warn_flagged(flags, result.design, weights, stacklevel=2)
     if len(spec.treated_units) == 1 and not isinstance(spec.treated, (list, tuple)):
         return next(iter(results.values()))
     return SynthResults(results)
@@ -267,3 +293,81 @@ def _check_v(weights: Sequence[float] | pd.Series | None, design: Design) -> np.
             f"predictor_weights must be finite, non-negative and not all zero; got {v.tolist()}"
         )
     return v / v.sum()
+
+
+def _audit_flags(audit: pd.DataFrame | bool | None, data: pd.DataFrame, spec: Spec) -> pd.DataFrame | None:
+    if audit is None or audit is False:
+        return None
+    if audit is True:
+        return run_audit(data, unit=spec.unit, time=spec.time, columns=spec.variables)
+    return check_flags(audit)
+
+
+def audit_windows(design: Design, *, post: bool = True) -> dict[str, list[tuple]]:
+    """Column -> the inclusive period ranges a fit of ``design`` relies on: the
+    outcome over the fit window (and the post-period if ``post``), each predictor
+    variable over its window (the default outcome lags lie in the fit window)."""
+    periods = np.array(design.periods, dtype=object)
+    fit, after = periods[design.fit_mask], periods[design.post_mask]
+    windows: dict[str, list[tuple]] = {design.spec.outcome: [(fit[0], fit[-1])]}
+    if post:
+        windows[design.spec.outcome].append((after[0], after[-1]))
+    for predictor in design.spec.predictors:
+        windows.setdefault(predictor.variable, []).append((predictor.start, predictor.end))
+    return windows
+
+
+def warn_flagged(
+    flags: pd.DataFrame,
+    design: Design,
+    units: Mapping[Hashable, float],
+    *,
+    what: str = "donor(s) with weight in the synthetic control",
+    label: str = "weight",
+    check_treated: bool = True,
+    stacklevel: int = 2,
+) -> pd.DataFrame:
+    """Warn (:class:`~synthcontrol.errors.AuditWarning`) when one of ``units`` (unit ->
+    its weight, or another number shown as ``label``), or the treated unit before
+    treatment, has a flagged cell where ``design`` relies on it; return those flags.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import synthcontrol as sc
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)])
+    >>> df = sc.datasets.load_smoking()
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     res = sc.fit(df, spec, audit=True)
+    >>> "'Utah'" in str(caught[0].message)      # Utah's 1998 drop in cigarette sales
+    True
+    """
+    found = flagged_cells(flags, list(units), audit_windows(design))
+    treated = flagged_cells(flags, [design.treated], audit_windows(design, post=False)) if check_treated else found[:0]
+    parts = []
+    if len(found):
+        parts.append(f"{found.unit.nunique()} {what} of {design.treated!r} have flagged data where the fit relies "
+                     f"on it: {_describe(found, units, label)}")
+    if len(treated):
+        parts.append(f"the treated unit {design.treated!r} has flagged pre-treatment data: "
+                     f"{_describe(treated, {}, label)}")
+    if parts:
+        warnings.warn("; ".join(parts) + ". Inspect them (sc.audit), repair the data or exclude those units.",
+                      AuditWarning, stacklevel=stacklevel + 1)
+    return pd.concat([treated, found])
+
+
+def _describe(flags: pd.DataFrame, numbers: Mapping[Hashable, float], label: str, limit: int = 5) -> str:
+    """'unit (weight 0.41): column period kind, ...', largest numbers first."""
+    order = sorted(dict.fromkeys(flags.unit), key=lambda u: -numbers.get(u, 0.0))
+    texts = []
+    for unit in order[:limit]:
+        rows = flags[flags.unit == unit]
+        cells = ", ".join(f"{r.column} {r.period} {r.kind}" for r in rows.head(limit).itertuples())
+        more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+        number = f" ({label} {numbers[unit]:.3g})" if unit in numbers else ""
+        texts.append(f"{unit!r}{number}: {cells}{more}")
+    more_units = f"; and {len(order) - limit} more unit(s)" if len(order) > limit else ""
+    return "; ".join(texts) + more_units

@@ -1,7 +1,8 @@
 """Datasets shipped with synthcontrol, and readers for users' own exports.
 
-The shipped files in ``synthcontrol/datasets/data`` are derived by
-:mod:`synthcontrol.datasets.build` from raw inputs that are not redistributed;
+The shipped files in ``synthcontrol/datasets/data`` are derived by the build
+script ``case_studies/data/build_datasets.py`` (``make data``) from raw inputs
+that are not redistributed;
 ``DATASHEET.md`` next to this module documents every variable, source and
 correction.
 
@@ -10,7 +11,8 @@ Loaders return long tidy frames, one row per unit and period:
 * :func:`load_basque`, :func:`load_smoking`, :func:`load_texas`,
   :func:`load_hongkong` -- the classic benchmark panels (``unit``, ``time``,
   then the variables of the original data);
-* :func:`load_china_cities` -- the derived Chinese prefecture-city panel.
+* :func:`load_china_cities` -- the derived Chinese prefecture-city panel, and
+  :func:`load_china_cities_flags` -- its repaired, emptied and suspect cells.
 
 Policy programmes (who is treated, who helps, which units make a donor pool) are not
 data of the library: a study declares them in its configuration (for the YRD twinning
@@ -43,6 +45,8 @@ __all__ = [
     "load_texas",
     "load_hongkong",
     "load_china_cities",
+    "load_china_cities_flags",
+    "CITY_DERIVED_COLUMNS",
     "read_csmar_gdp",
     "read_csmar_population",
     "read_csmar_cpi",
@@ -71,7 +75,8 @@ _CSMAR_GDP_FIELDS = {
     "GDPYoY": "gdp_growth_pct",
 }
 _CSMAR_GDP_REQUIRED = ("Gdpct01", "Gdpct03", "Gdpct04", "GDPYoY")
-_CSMAR_POP_FIELDS = {"Eect01": "population_10k"}
+_CSMAR_POP_FIELDS = {"Eect01": "population_10k", "Eect05": "employment_10k"}
+_CSMAR_POP_REQUIRED = ("Eect01",)
 
 _CITYDB_KEYS = ("year", "province", "city", "city_code")
 _CITYDB_FIELDS = (
@@ -85,6 +90,8 @@ _CITYDB_FIELDS = (
     "resident_pop_10k",
     "fiscal_revenue_100m",
     "fiscal_expenditure_100m",
+    "loan_balance_100m",
+    "deposit_balance_100m",
     "fai_100m",
 )
 _CITYDB_REQUIRED = (
@@ -186,8 +193,10 @@ def load_china_cities() -> pd.DataFrame:
     The 41 Yangtze River Delta cities (``region == "YRD"``; plus Chaohu,
     2005-2010, abolished in 2011) and the prefecture cities of Henan, Shandong,
     Jiangxi and Hubei (``"neighbour"``; Laiwu 2005-2018, merged into Jinan). Outcomes are
-    on a comparable real basis across the 2019 census revision; see
-    ``DATASHEET.md`` for every column, source and correction.
+    on a comparable real basis across the 2019 census revision; cells known to be
+    wrong are empty and suspect ones are listed, with what a study should do, by
+    :func:`load_china_cities_flags`; see ``DATASHEET.md`` for every column,
+    source, repair and flag.
 
     Returns
     -------
@@ -207,6 +216,67 @@ def load_china_cities() -> pd.DataFrame:
     flags = ["boundary_change"]
     frame[flags] = frame[flags].astype(bool)
     return frame
+
+
+#: Columns of the city panel computed from another one: a flag on the source column
+#: holds for them too (the real index is chained from growth, per-capita GDP also
+#: divides by population, real money amounts divide by the price level).
+CITY_DERIVED_COLUMNS = {
+    "gdp_growth": ("gdp_index", "log_gdp_index", "gdp_pc_real"),
+    "population": ("gdp_pc_real",),
+    "fiscal_revenue": ("fiscal_revenue_real",),
+    "fiscal_expenditure": ("fiscal_expenditure_real",),
+    "loan_balance": ("loan_balance_real",),
+    "deposit_balance": ("deposit_balance_real",),
+}
+
+
+def load_china_cities_flags(*, derived: bool = True) -> pd.DataFrame:
+    """Load the repaired, emptied and suspect cells of :func:`load_china_cities`.
+
+    The build audits the city panel with :func:`synthcontrol.audit` and records
+    every repair; ``DATASHEET.md`` gives the evidence for each class of flag.
+
+    Parameters
+    ----------
+    derived : bool, default True
+        Repeat each flag of a column on the columns derived from it
+        (:data:`CITY_DERIVED_COLUMNS`; e.g. a flag on ``gdp_growth`` in 2019 is
+        also one on ``log_gdp_index`` in 2019), with that column's value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`synthcontrol.audit` (``unit`` is the city code,
+        ``period`` the year) plus ``action``: ``"repaired"`` (the shipped value
+        replaces a wrong raw one, given in ``value``), ``"missing"`` (the shipped
+        cell is empty; the raw value is in ``value``), ``"exclude"`` (a suspect
+        value kept in the panel: a study should not let a donor rely on it, so it
+        drops the donor from that outcome, or shortens the window, when the cell
+        lies in the fit window or post-period) or ``"keep"`` (usable: an
+        interpolation, an explained difference, an economic shock). Pass the
+        rows a study should heed to ``sc.fit(..., audit=...)`` to be warned.
+
+    Examples
+    --------
+    >>> flags = load_china_cities_flags()
+    >>> sorted(flags.action.unique())
+    ['exclude', 'keep', 'missing', 'repaired']
+    >>> flags.query("unit == 410800 and period == 2020 and column == 'gdp_growth'").action.tolist()
+    ['missing']
+    """
+    flags = _load_panel("china_cities_flags.csv")
+    if not derived:
+        return flags
+    panel = load_china_cities().set_index(["city_code", "year"])
+    copies = [flags]
+    for source, columns in CITY_DERIVED_COLUMNS.items():
+        rows = flags[flags.column == source]
+        for column in columns:
+            values = panel[column].reindex(pd.MultiIndex.from_arrays([rows.unit, rows.period])).to_numpy()
+            copies.append(rows.assign(column=column, value=values, expected=float("nan"),
+                                      note=f"from {source}: " + rows.note))
+    return pd.concat(copies, ignore_index=True)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -317,9 +387,11 @@ def read_csmar_population(path: str | Path) -> pd.DataFrame:
     -------
     pandas.DataFrame
         ``year``, ``city_code``, ``city``, [``province_code``, ``province``],
-        ``population_10k`` (year-end population ``Eect01``, 10 thousand). Beware:
-        CSMAR switches Anhui cities from registered to resident population in
-        2021, so the column is not one concept throughout.
+        ``population_10k`` (year-end population ``Eect01``, 10 thousand) and,
+        where the export has it, ``employment_10k`` (employed persons in urban
+        units ``Eect05``, 10 thousand). Beware: CSMAR switches Anhui cities from
+        registered to resident population in 2021, so ``population_10k`` is not
+        one concept throughout.
 
     Raises
     ------
@@ -328,7 +400,7 @@ def read_csmar_population(path: str | Path) -> pd.DataFrame:
     DataBuildError
         The file is unreadable or a field holds text where a number belongs.
     """
-    return _read_csmar(Path(path), _CSMAR_POP_FIELDS, tuple(_CSMAR_POP_FIELDS))
+    return _read_csmar(Path(path), _CSMAR_POP_FIELDS, _CSMAR_POP_REQUIRED)
 
 
 def read_csmar_cpi(path: str | Path) -> pd.DataFrame:
@@ -374,7 +446,8 @@ def read_citydb(path: str | Path) -> pd.DataFrame:
         ``gdp_100m``, ``primary/secondary/tertiary_share_pct``,
         ``gdp_per_capita``, ``gdp_growth_pct``, ``hukou_pop_10k``,
         ``resident_pop_10k``, ``fiscal_revenue_100m``,
-        ``fiscal_expenditure_100m``, ``fai_100m`` that the file holds.
+        ``fiscal_expenditure_100m``, ``loan_balance_100m``,
+        ``deposit_balance_100m``, ``fai_100m`` that the file holds.
         ``fai_100m`` values flagged ``fai_imputed`` (2017 on, imputed from GDP
         upstream) are set to missing.
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+from ..estimators import warn_flagged
 from ..results import Summary, SynthResult
 from ._common import Refit, check_result, conservative_rank, frozen, open_checkpoint, refit, refit_key, rmspe
 from .runner import RunLog, run_tasks
@@ -222,6 +223,7 @@ def placebo_test(
     start_from_treated: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
+    audit: pd.DataFrame | None = None,
 ) -> PlaceboResult:
     """In-space placebo test of a fitted synthetic control.
 
@@ -253,6 +255,12 @@ def placebo_test(
         the same directory refits only the missing placebos.
     progress : bool or callable, optional
         True: a progress line on stderr per finished fit; a callable gets ``(done, total)``.
+    audit : DataFrame, optional
+        Suspect cells from :func:`synthcontrol.audit`: an
+        :class:`~synthcontrol.errors.AuditWarning` names every placebo unit whose
+        post/pre RMSPE ratio is at least the treated unit's (it counts against the
+        treated unit in the p-value) and that has a flagged cell where its fit
+        relies on it: its large ratio may come from a data break.
 
     Returns
     -------
@@ -296,6 +304,8 @@ def placebo_test(
         start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
         description=f"placebo test of {result.treated}",
     )
+    if audit is not None:
+        _warn_flagged_placebos(test, result, audit)
     return test
 
 
@@ -396,6 +406,14 @@ def shared_placebo_tests(
         placebo_result(result, [records[k] for k in where], cutoffs, reuse_predictor_weights, log)
         for result, where in zip(fits, positions)
     )
+
+
+def _warn_flagged_placebos(inference: PlaceboResult, result: SynthResult, flags: pd.DataFrame) -> None:
+    """Warn when a placebo that counts against the treated unit has flagged data."""
+    ratio = inference.table["ratio"]
+    above = ratio.iloc[1:][ratio.iloc[1:] >= ratio.iloc[0]]
+    warn_flagged(flags, result.design, above.to_dict(), what="placebo unit(s) ranking at or above",
+                 label="post/pre ratio", check_treated=False, stacklevel=3)
 
 
 def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_treated: bool) -> list[Refit]:
