@@ -13,7 +13,7 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import describe
+from ._validation import check_label, describe
 from .errors import ArgumentError, DuplicateRowError, MissingColumnError, NonFiniteError, NonNumericError, PanelError
 from .periods import parse_period_column, sorted_periods
 
@@ -76,6 +76,8 @@ class Panel:
             raise NonNumericError(
                 f"data must be a pandas DataFrame in long format, got {type(frame).__name__}"
             )
+        for key, name in ((unit, "unit"), (time, "time")):
+            check_label(key, name)
         if isinstance(variables, str):
             raise ArgumentError(f"variables must be a list of column names, got the text {variables!r}")
         variables = list(dict.fromkeys(variables))

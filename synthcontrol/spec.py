@@ -65,6 +65,8 @@ def at(variable: str, period: Hashable) -> Predictor:
     >>> at("cigsale", 1975).label
     'cigsale(1975)'
     """
+    check_label(variable, "the variable of at()")
+    check_label(period, f"the period of at({variable!r}, ...)")
     return Predictor(variable, period, period, "at")
 
 
@@ -80,6 +82,9 @@ def mean(variable: str, start: Hashable, end: Hashable) -> Predictor:
     >>> mean("lnincome", 1980, 1988).label
     'lnincome(1980-1988)'
     """
+    check_label(variable, "the variable of mean()")
+    for period in (start, end):
+        check_label(period, f"each period of mean({variable!r}, ...)")
     _check_window(f"mean({variable!r}, {start!r}, {end!r})", start, end)
     return Predictor(variable, start, end, "mean")
 
@@ -154,7 +159,7 @@ class Spec:
     drop_incomplete_donors: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("outcome", "unit", "time"):
+        for name in ("outcome", "unit", "time", "treatment_start"):
             check_label(getattr(self, name), name)
         object.__setattr__(self, "treated", _checked_treated(self.treated))
         object.__setattr__(self, "predictors", _unit_list(self.predictors, "predictors"))

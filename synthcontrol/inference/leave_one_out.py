@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_directory, check_n_jobs, check_number, check_progress
+from ..errors import ArgumentError
 from ..results import Summary, SynthResult
 from ._common import Refit, check_result, frozen, open_checkpoint, refit, rmspe
 from .runner import RunLog, run_tasks
@@ -162,6 +163,11 @@ def leave_one_out(
     n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
     checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     weights = result.weights[result.weights > min_weight].sort_values(ascending=False, kind="stable")
+    if weights.empty:
+        raise ArgumentError(
+            f"min_weight={min_weight!r}: no donor of {result.treated!r} has a larger weight (the largest is "
+            f"{result.weights.max():.4g}); lower min_weight"
+        )
     v = tuple(result.solution.predictor_weights.tolist()) if result.predictor_weights_given else None
     jobs = [
         Refit(design=result.design, options=result.options, drop=(donor,), predictor_weights=v)
