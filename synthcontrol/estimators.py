@@ -95,8 +95,7 @@ def fit(
     options = check_fit_options(FitOptions(
         seed=seed, n_random_starts=n_random_starts, n_local=n_local, n_polish=n_polish,
         max_iterations=max_iterations, min_predictor_weight=min_predictor_weight,
-        global_search=global_search, estimator=estimator,
-        estimator_options=_frozen_options(estimator_options, "estimator_options"),
+        global_search=global_search, estimator=estimator, estimator_options=estimator_options,
     ))
     designs = prepare_designs(data, spec)
     results = {
@@ -249,8 +248,8 @@ def check_fit_options(options: FitOptions) -> FitOptions:
 
 def _frozen_options(options: Mapping[str, object] | tuple | None, name: str) -> tuple:
     """Estimator settings as sorted (name, value) pairs (hashable, immutable)."""
-    if isinstance(options, tuple):  # already frozen, e.g. from FitOptions
-        options = dict(options) if all(isinstance(o, tuple) and len(o) == 2 for o in options) else options
+    if isinstance(options, tuple) and all(isinstance(o, tuple) and len(o) == 2 for o in options):
+        options = dict(options)  # already frozen, as FitOptions holds them
     return tuple(sorted(check_mapping(options, name).items()))
 
 

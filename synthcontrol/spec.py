@@ -30,7 +30,7 @@ from .errors import (
 from .panel import Panel
 from .periods import coerce_period
 
-__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "require_treated_units", "with_panel_periods"]
+__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "require_treated_units"]
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,8 @@ class Spec:
         for name in ("outcome", "unit", "time", "treatment_start"):
             check_label(getattr(self, name), name)
         object.__setattr__(self, "treated", _checked_treated(self.treated))
-        object.__setattr__(self, "predictors", _unit_list(self.predictors, "predictors"))
-        object.__setattr__(self, "exclude", _unit_list(self.exclude, "exclude"))
+        object.__setattr__(self, "predictors", _as_tuple(self.predictors, "predictors"))
+        object.__setattr__(self, "exclude", _as_tuple(self.exclude, "exclude"))
         check_bool(self.drop_incomplete_donors, "drop_incomplete_donors")
         bad = [p for p in self.predictors if not isinstance(p, Predictor)]
         if bad:
@@ -171,13 +171,8 @@ class Spec:
                 f"predictors must be built with sc.at(...) or sc.mean(...); got {bad[0]!r}"
             )
         _reject_repeated_labels(self.predictors)
-        if self.fit_window is not None and (
-            isinstance(self.fit_window, (str, Mapping)) or not _is_sequence(self.fit_window)
-            or len(tuple(self.fit_window)) != 2
-        ):
-            raise SpecError(f"fit_window must be (start, end), got {self.fit_window!r}")
         if self.fit_window is not None:
-            _check_window(f"fit_window={tuple(self.fit_window)!r}", *self.fit_window)
+            object.__setattr__(self, "fit_window", _checked_window(self.fit_window))
         _check_donors(self.donors, self.treated_units)
 
     @property
@@ -220,7 +215,7 @@ def _is_sequence(value: object) -> bool:
     return isinstance(value, (list, tuple, set, frozenset, range, pd.Index, pd.Series, np.ndarray))
 
 
-def _unit_list(values: object, name: str) -> tuple:
+def _as_tuple(values: object, name: str) -> tuple:
     """A list of units or predictors as a tuple (sets sorted, so order is fixed)."""
     if not _is_sequence(values):
         raise SpecError(f"{name} must be a list, got {describe(values)}")
@@ -240,7 +235,7 @@ def _checked_treated(treated: object) -> Hashable | tuple:
         raise SpecError("treated is None; name the treated unit (or a list of treated units)")
     if not _is_sequence(treated):
         return check_label(treated, "treated")
-    units = _unit_list(treated, "treated")
+    units = _as_tuple(treated, "treated")
     if not units:
         raise SpecError("treated is empty; name at least one treated unit")
     for unit in units:
@@ -251,12 +246,20 @@ def _checked_treated(treated: object) -> Hashable | tuple:
     return units
 
 
-def _check_donors(donors: object, treated: tuple) -> None:
+def _checked_window(window: object) -> tuple:
+    if not isinstance(window, (list, tuple, np.ndarray, pd.Index)) or len(window) != 2:
+        raise SpecError(f"fit_window must be (start, end), got {window!r}")
+    window = tuple(np.asarray(window, dtype=object).tolist()) if not isinstance(window, (list, tuple)) else tuple(window)
+    _check_window(f"fit_window={window!r}", *window)
+    return window
+
+
+def _check_donors(donors: object, treated_units: tuple) -> None:
     if isinstance(donors, Mapping):
-        stray = [t for t in donors if t not in treated]
+        stray = [t for t in donors if t not in treated_units]
         if stray:
             raise DonorPoolError(
-                f"donors has pool(s) for {stray}, which are not treated units {list(treated)}; "
+                f"donors has pool(s) for {stray}, which are not treated units {list(treated_units)}; "
                 "key the mapping by treated unit"
             )
     pools = donors.items() if isinstance(donors, Mapping) else [(None, donors)]
@@ -386,7 +389,7 @@ def prepare(panel: Panel, spec: Spec) -> Design:
     TypeMismatchError
         A period or unit of another type than its column, not convertible exactly.
     """
-    spec = with_panel_periods(panel, spec)
+    spec = _with_panel_periods(panel, spec)
     treated = spec.treated_units[0]
     donors = _donor_pool(panel, spec, treated)
     fit_periods = _fit_periods(panel, spec)
@@ -429,7 +432,7 @@ def prepare(panel: Panel, spec: Spec) -> Design:
     )
 
 
-def with_panel_periods(panel: Panel, spec: Spec) -> Spec:
+def _with_panel_periods(panel: Panel, spec: Spec) -> Spec:
     """``spec`` with every period (treatment start, fit window, predictor windows)
     converted to the type of ``panel``'s periods (see :mod:`synthcontrol.periods`)."""
     def convert(value: Hashable, argument: str) -> Hashable:
@@ -446,6 +449,7 @@ def with_panel_periods(panel: Panel, spec: Spec) -> Spec:
     for p in predictors:
         if p.end < p.start:
             raise SpecError(f"predictor {p.label}: the window ends before it starts")
+    _reject_repeated_labels(predictors)  # 2002 and 2002.0 are one period once converted
     return replace(spec, treatment_start=convert(spec.treatment_start, "treatment_start"),
                    fit_window=window, predictors=predictors)
 
