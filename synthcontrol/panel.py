@@ -78,9 +78,7 @@ class Panel:
             )
         for key, name in ((unit, "unit"), (time, "time")):
             check_label(key, name)
-        if isinstance(variables, str):
-            raise ArgumentError(f"variables must be a list of column names, got the text {variables!r}")
-        variables = list(dict.fromkeys(variables))
+        variables = _column_names(variables)
         frame = _keys_as_columns(frame, unit, time)
         _require_columns(frame, [unit, time, *variables])
         _reject_missing_keys(frame, unit, time)
@@ -99,6 +97,16 @@ class Panel:
     def matrix(self, variable: str, periods: Sequence[Hashable], units: Sequence[Hashable]) -> np.ndarray:
         """Values of ``variable`` as a (len(periods), len(units)) array."""
         return self.values[variable].loc[list(periods), list(units)].to_numpy(dtype=float)
+
+
+def _column_names(variables: object) -> list:
+    """The variable names, each once, or an ArgumentError (text would be read letter by letter)."""
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, Iterable):
+        raise ArgumentError(f"variables must be a list of column names, got {describe(variables)}")
+    names = list(variables)
+    for name in names:
+        check_label(name, "each of variables")
+    return list(dict.fromkeys(names))
 
 
 def _keys_as_columns(frame: pd.DataFrame, unit: str, time: str) -> pd.DataFrame:

@@ -122,6 +122,8 @@ def standard_specs(
     all_periods = _data_periods(data, spec)
     if covariates is None:
         covariates = tuple(p for p in spec.predictors if p.variable != spec.outcome)
+    elif isinstance(covariates, Predictor) or not isinstance(covariates, Sequence):
+        raise ArgumentError(f"covariates must be a list of sc.at(...)/sc.mean(...) predictors, got {covariates!r:.60}")
     specs = {}
     for window in _fit_windows(fit_windows):
         window = spec.fit_window if window is None else window
@@ -371,6 +373,8 @@ def _labelled(specs: Mapping[str, Spec] | Sequence[Spec]) -> dict[str, Spec]:
 
 
 def _check_estimators(estimators: Sequence[str], estimator_options: Mapping[str, object]) -> tuple[str, ...]:
+    if not isinstance(estimators, (str, Sequence)):
+        raise ArgumentError(f"estimators must be a list of estimator names, got {estimators!r:.60}")
     estimators = (estimators,) if isinstance(estimators, str) else tuple(estimators)
     unknown = [e for e in estimators if not isinstance(e, str) or e not in ESTIMATORS]
     if unknown or not estimators:
