@@ -17,7 +17,10 @@ __all__ = [
     "NonNumericError",
     "NonFiniteError",
     "MissingDataError",
+    "PeriodColumnError",
     "SpecError",
+    "ArgumentError",
+    "TypeMismatchError",
     "DonorPoolError",
     "PredictorError",
     "ConfigError",
@@ -62,8 +65,22 @@ class MissingDataError(PanelError):
     """A value the specification needs is missing for some unit and period."""
 
 
+class PeriodColumnError(PanelError, TypeError):
+    """The period column cannot be read as ordered periods (numbers, dates or pandas
+    periods), e.g. text that is not a date or a column mixing kinds of values."""
+
+
 class SpecError(SynthControlError):
     """The specification does not fit the data (dates, windows, units)."""
+
+
+class ArgumentError(SpecError):
+    """A function argument has a value or type the function does not accept."""
+
+
+class TypeMismatchError(SpecError, TypeError):
+    """A period or unit was given with another type than the data's column holds, and
+    cannot be converted to it exactly."""
 
 
 class DonorPoolError(SpecError):

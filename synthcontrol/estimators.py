@@ -14,18 +14,20 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._validation import check_bool, check_int, check_mapping, check_number, check_seed
 from .audit import audit as run_audit
 from .audit import check_flags, flagged_cells
-from .errors import AuditWarning, SpecError
+from .errors import ArgumentError, AuditWarning, SpecError
 from .panel import Panel
 from .results import FitOptions, SynthResult, SynthResults
-from .spec import Design, Predictor, Spec, prepare
+from .spec import Design, Predictor, Spec, prepare, require_treated_units
 from .weights import nested_fit
 
 __all__ = [
     "fit",
     "fit_design",
     "prepare_designs",
+    "check_fit_options",
     "cross_validate_predictor_weights",
     "register_estimator",
     "ESTIMATORS",
@@ -63,18 +65,21 @@ def fit(
         Long panel: one row per unit and period, with the columns ``spec`` names.
     spec : Spec
         What to fit. With several treated units each gets its own fit.
-    predictor_weights : sequence or Series, optional
-        Fixed predictor weights ``v`` (in predictor order, or a Series indexed by
-        predictor label); normalised to sum to one. Default: chosen by the nested
+    predictor_weights : sequence, Series or dict, optional
+        Fixed predictor weights ``v`` (in predictor order, or a Series or dict keyed
+        by predictor label, each label once); normalised to sum to one. Default: chosen by the nested
         optimisation, minimising the outcome MSPE over the fit window.
     seed : int, default 0
-        Seed of the random starts; the same seed gives the same result.
+        Seed of the random starts (a non-negative integer); the same seed gives the
+        same result.
     n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
-        Search settings, see :func:`synthcontrol.weights.choose_predictor_weights`.
+        Search settings, see :func:`synthcontrol.weights.choose_predictor_weights`:
+        integers ``n_random_starts >= 0``, ``n_local >= 1``, ``n_polish >= 0``,
+        ``max_iterations >= 1``; ``0 <= min_predictor_weight < 1``; a boolean.
     estimator : str, default "classic"
         A registered estimator name (see :data:`ESTIMATORS`).
     estimator_options : mapping, optional
-        Settings of that estimator.
+        Settings of that estimator (the classic estimator takes none).
     audit : DataFrame or bool, optional
         Suspect cells from :func:`synthcontrol.audit` (or a dataset's flags table
         with the same columns), or True to audit the columns ``spec`` uses here
@@ -108,14 +113,11 @@ def fit(
     >>> res.average_effect < 0
     True
     """
-    options = _options(
-        seed, n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
-    )
-    options = replace(
-        options,
-        estimator=_check_estimator(estimator),
-        estimator_options=tuple(sorted((estimator_options or {}).items())),
-    )
+    options = check_fit_options(FitOptions(
+        seed=seed, n_random_starts=n_random_starts, n_local=n_local, n_polish=n_polish,
+        max_iterations=max_iterations, min_predictor_weight=min_predictor_weight,
+        global_search=global_search, estimator=estimator, estimator_options=estimator_options,
+    ))
     designs = prepare_designs(data, spec)
     flags = _audit_flags(audit, data, spec)
     results = {
@@ -138,6 +140,7 @@ def prepare_designs(data: pd.DataFrame | Panel, spec: Spec) -> dict[Hashable, De
     panel = data if isinstance(data, Panel) else Panel.from_frame(
         data, unit=spec.unit, time=spec.time, variables=spec.variables
     )
+    require_treated_units(panel, spec)
     return {t: prepare(panel, spec.for_treated(t)) for t in spec.treated_units}
 
 
@@ -182,6 +185,12 @@ def _fit_classic(
     extra_starts: Sequence[np.ndarray],
 ) -> SynthResult:
     """Abadie, Diamond and Hainmueller's synthetic control with nested ``v``."""
+    if options.estimator_options:
+        raise ArgumentError(
+            f"estimator_options {sorted(dict(options.estimator_options))} are not settings of estimator "
+            "'classic', which takes none: drop them, or choose an estimator that takes them "
+            f"(one of {sorted(set(ESTIMATORS) - {'classic'})})"
+        )
     X, scale = design.scaled_predictors()
     Z = design.outcome[design.fit_mask]
     search = options.search_options() | {"extra_starts": tuple(extra_starts)}
@@ -215,8 +224,17 @@ def cross_validate_predictor_weights(
     Raises
     ------
     SpecError
-        When ``training_predictors`` and ``spec.predictors`` differ in number.
+        When ``training_predictors`` and ``spec.predictors`` differ in number, or
+        ``validation_window`` is not a (start, end) pair.
     """
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    if isinstance(training_predictors, (str, Predictor)) or not isinstance(training_predictors, Sequence):
+        raise ArgumentError(f"training_predictors must be a list of sc.at(...)/sc.mean(...) predictors, "
+                            f"got {training_predictors!r:.80}")
+    if isinstance(validation_window, str) or not isinstance(validation_window, Sequence) or len(validation_window) != 2:
+        raise ArgumentError(f"validation_window must be (start, end), got {validation_window!r:.80}")
+    check_seed(seed)
     training_predictors = tuple(training_predictors)
     if len(training_predictors) != len(spec.predictors):
         raise SpecError(
@@ -232,40 +250,38 @@ def cross_validate_predictor_weights(
     )
 
 
-def _options(
-    seed: int,
-    n_random_starts: int,
-    n_local: int,
-    n_polish: int,
-    max_iterations: int,
-    min_predictor_weight: float,
-    global_search: bool,
-) -> FitOptions:
-    checks = {
-        "seed": (seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)),
-        "n_random_starts": (n_random_starts, isinstance(n_random_starts, int) and n_random_starts >= 0),
-        "n_local": (n_local, isinstance(n_local, int) and n_local >= 1),
-        "n_polish": (n_polish, isinstance(n_polish, int) and n_polish >= 0),
-        "max_iterations": (max_iterations, isinstance(max_iterations, int) and max_iterations > 0),
-        "min_predictor_weight": (min_predictor_weight, 0.0 <= min_predictor_weight < 1.0),
-    }
-    for name, (value, ok) in checks.items():
-        if not ok:
-            raise SpecError(f"{name}={value!r} is not valid; see the fit() docstring for allowed values")
-    return FitOptions(
-        seed=int(seed),
-        n_random_starts=n_random_starts,
-        n_local=n_local,
-        n_polish=n_polish,
-        max_iterations=max_iterations,
-        min_predictor_weight=float(min_predictor_weight),
-        global_search=bool(global_search),
+def check_fit_options(options: FitOptions) -> FitOptions:
+    """``options`` with every field checked and in canonical form (plain ``int``,
+    ``float`` and ``bool``), or an :class:`~synthcontrol.errors.ArgumentError`
+    naming the field; the one check of search options, for :func:`fit` and every
+    other entry point that takes them."""
+    if not isinstance(options, FitOptions):
+        raise ArgumentError(f"options must be a synthcontrol.FitOptions, got {type(options).__name__}")
+    return replace(
+        options,
+        seed=check_seed(options.seed),
+        n_random_starts=check_int(options.n_random_starts, "n_random_starts", minimum=0),
+        n_local=check_int(options.n_local, "n_local", minimum=1),
+        n_polish=check_int(options.n_polish, "n_polish", minimum=0),
+        max_iterations=check_int(options.max_iterations, "max_iterations", minimum=1),
+        min_predictor_weight=check_number(options.min_predictor_weight, "min_predictor_weight",
+                                          low=0.0, high=1.0, high_open=True),
+        global_search=check_bool(options.global_search, "global_search"),
+        estimator=_check_estimator(options.estimator),
+        estimator_options=_frozen_options(options.estimator_options, "estimator_options"),
     )
 
 
+def _frozen_options(options: Mapping[str, object] | tuple | None, name: str) -> tuple:
+    """Estimator settings as sorted (name, value) pairs (hashable, immutable)."""
+    if isinstance(options, tuple) and all(isinstance(o, tuple) and len(o) == 2 for o in options):
+        options = dict(options)  # already frozen, as FitOptions holds them
+    return tuple(sorted(check_mapping(options, name).items()))
+
+
 def _check_estimator(name: str) -> str:
-    if name not in ESTIMATORS:
-        raise SpecError(f"estimator={name!r} is not known; choose one of {sorted(ESTIMATORS)}")
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise ArgumentError(f"estimator={name!r} is not known; choose one of {sorted(ESTIMATORS)}")
     return name
 
 
@@ -274,7 +290,12 @@ def _check_v(weights: Sequence[float] | pd.Series | None, design: Design) -> np.
     if weights is None:
         return None
     labels = list(design.predictor_labels)
+    if isinstance(weights, Mapping):
+        weights = pd.Series(dict(weights), dtype=object)
     if isinstance(weights, pd.Series):
+        repeated = sorted({str(k) for k in weights.index[weights.index.duplicated()]})
+        if repeated:
+            raise SpecError(f"predictor_weights gives label(s) {repeated} more than once; give each predictor once")
         unknown = [k for k in weights.index if k not in labels]
         missing = [k for k in labels if k not in weights.index]
         if unknown or missing:
@@ -283,7 +304,7 @@ def _check_v(weights: Sequence[float] | pd.Series | None, design: Design) -> np.
                 f"missing {missing}; expected {labels}"
             )
         weights = weights.reindex(labels)
-    v = np.asarray(weights, dtype=float).ravel()
+    v = _as_floats(weights)
     if v.size != len(labels):
         raise SpecError(
             f"predictor_weights has {v.size} entries for {len(labels)} predictors {labels}"
@@ -371,3 +392,17 @@ def _describe(flags: pd.DataFrame, numbers: Mapping[Hashable, float], label: str
         texts.append(f"{unit!r}{number}: {cells}{more}")
     more_units = f"; and {len(order) - limit} more unit(s)" if len(order) > limit else ""
     return "; ".join(texts) + more_units
+
+
+def _as_floats(weights: object) -> np.ndarray:
+    """User predictor weights as a flat float array, or a SpecError naming the entry."""
+    if isinstance(weights, (str, bytes)):
+        raise SpecError(f"predictor_weights must be numbers, got the text {weights!r}")
+    array = np.asarray(weights, dtype=object)
+    if sum(n > 1 for n in array.shape) > 1:
+        raise SpecError(f"predictor_weights must be one-dimensional, got shape {array.shape}")
+    flat = array.ravel().tolist()
+    bad = [w for w in flat if isinstance(w, (bool, np.bool_)) or not isinstance(w, (int, float, np.number))]
+    if bad:
+        raise SpecError(f"predictor_weights must be numbers; got {bad[0]!r} among {flat}")
+    return np.array(flat, dtype=float)

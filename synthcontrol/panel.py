@@ -13,7 +13,9 @@ from typing import Hashable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import DuplicateRowError, MissingColumnError, NonFiniteError, NonNumericError
+from ._validation import check_label, describe
+from .errors import ArgumentError, DuplicateRowError, MissingColumnError, NonFiniteError, NonNumericError, PanelError
+from .periods import parse_period_column, sorted_periods
 
 __all__ = ["Panel"]
 
@@ -25,11 +27,13 @@ class Panel:
     Attributes
     ----------
     unit, time : str
-        Names of the unit and period columns in the user's frame.
+        Names of the unit and period columns in the user's frame (or of its index
+        levels: a frame indexed by unit and period is read as if reset).
     units : tuple
-        Units in order of first appearance.
+        Units, sorted, so that the order of the rows never matters.
     periods : tuple
-        Sorted periods.
+        Sorted periods: numbers, :class:`pandas.Timestamp` or :class:`pandas.Period`
+        (text periods are parsed, see :mod:`synthcontrol.periods`).
     values : dict of str to DataFrame
         For each variable, a period x unit frame (NaN where the input had no value).
 
@@ -59,6 +63,10 @@ class Panel:
         ------
         MissingColumnError
             A named column is absent.
+        PanelError
+            The frame is empty or names a column twice.
+        PeriodColumnError
+            The period column holds values that are not ordered periods.
         DuplicateRowError
             A unit appears twice in one period.
         NonNumericError, NonFiniteError
@@ -68,14 +76,17 @@ class Panel:
             raise NonNumericError(
                 f"data must be a pandas DataFrame in long format, got {type(frame).__name__}"
             )
-        variables = list(dict.fromkeys(variables))
+        for key, name in ((unit, "unit"), (time, "time")):
+            check_label(key, name)
+        variables = _column_names(variables)
+        frame = _keys_as_columns(frame, unit, time)
         _require_columns(frame, [unit, time, *variables])
         _reject_missing_keys(frame, unit, time)
+        frame = _with_parsed_periods(frame, time)
         _reject_duplicates(frame, unit, time)
         numeric = {name: _numeric_column(frame, name, unit, time) for name in variables}
-        # Plain Python scalars, so labels and messages read 1975 rather than np.int64(1975).
-        units = tuple(pd.unique(frame[unit]).tolist())
-        periods = tuple(sorted(pd.unique(frame[time]).tolist()))
+        units = _sorted_units(frame[unit], unit)
+        periods = sorted_periods(frame[time], time)
         index = pd.MultiIndex.from_arrays([frame[time], frame[unit]])
         values = {
             name: pd.Series(col, index=index).unstack().reindex(index=list(periods), columns=list(units))
@@ -88,7 +99,28 @@ class Panel:
         return self.values[variable].loc[list(periods), list(units)].to_numpy(dtype=float)
 
 
+def _column_names(variables: object) -> list:
+    """The variable names, each once, or an ArgumentError (text would be read letter by letter)."""
+    if isinstance(variables, (str, bytes)) or not isinstance(variables, Iterable):
+        raise ArgumentError(f"variables must be a list of column names, got {describe(variables)}")
+    names = list(variables)
+    for name in names:
+        check_label(name, "each of variables")
+    return list(dict.fromkeys(names))
+
+
+def _keys_as_columns(frame: pd.DataFrame, unit: str, time: str) -> pd.DataFrame:
+    """``frame`` with the unit and period index levels moved to columns, when the keys
+    are index levels rather than columns (``df.set_index([unit, time])``)."""
+    in_index = [key for key in (unit, time) if key not in frame.columns and key in frame.index.names]
+    return frame.reset_index(level=in_index) if in_index else frame
+
+
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    if frame.empty:
+        raise PanelError(f"data has no rows (shape {frame.shape}); give the long panel, one row per unit and period")
+    if columns[0] == columns[1]:
+        raise PanelError(f"unit and time both name column {columns[0]!r}; they must be two different columns")
     missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
     if missing:
         available = ", ".join(map(str, frame.columns[:20]))
@@ -96,6 +128,49 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
             f"column(s) {missing} not found in the data; available columns: {available}. "
             "Fix the names in the specification or rename the columns."
         )
+    repeated = [c for c in dict.fromkeys(columns) if int((frame.columns == c).sum()) > 1]
+    if repeated:
+        raise PanelError(
+            f"column(s) {repeated} appear more than once in the data; rename or drop the copies, "
+            "e.g. with df.loc[:, ~df.columns.duplicated()]"
+        )
+
+
+def _with_parsed_periods(frame: pd.DataFrame, time: str) -> pd.DataFrame:
+    """``frame`` with its period column parsed to ordered values (text periods would
+    otherwise compare as text: '2020-10' < '2020-7')."""
+    parsed = parse_period_column(frame[time], time)
+    return frame if parsed is frame[time] else frame.assign(**{time: parsed})
+
+
+def _sorted_units(column: pd.Series, unit: str) -> tuple:
+    """Distinct units, sorted, as plain Python scalars (labels read 'A', 1975, not
+    np.int64(1975))."""
+    units = pd.unique(column).tolist()
+    kinds = {}
+    for value in units:
+        kinds.setdefault(_unit_kind(value), value)
+    if len(kinds) > 1:
+        shown = " and ".join(describe(value) for value in list(kinds.values())[:2])
+        raise NonNumericError(
+            f"column '{unit}' mixes kinds of unit identifiers: {shown}; make them one type, "
+            f"e.g. df['{unit}'] = df['{unit}'].astype(str)"
+        )
+    try:
+        return tuple(sorted(units))
+    except TypeError:
+        raise NonNumericError(
+            f"column '{unit}' holds unit identifiers that cannot be ordered ({describe(units[0])}); "
+            "use text or integer identifiers"
+        ) from None
+
+
+def _unit_kind(value: object) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return "number"
+    return type(value).__name__
 
 
 def _reject_missing_keys(frame: pd.DataFrame, unit: str, time: str) -> None:

@@ -18,16 +18,19 @@ from typing import Hashable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._validation import check_bool, check_label, describe
 from .errors import (
     DonorPoolError,
     DroppedDonorsWarning,
     MissingDataError,
     PredictorError,
     SpecError,
+    TypeMismatchError,
 )
 from .panel import Panel
+from .periods import coerce_period
 
-__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec"]
+__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec", "require_treated_units"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ def at(variable: str, period: Hashable) -> Predictor:
     >>> at("cigsale", 1975).label
     'cigsale(1975)'
     """
+    check_label(variable, "the variable of at()")
+    check_label(period, f"the period of at({variable!r}, ...)")
     return Predictor(variable, period, period, "at")
 
 
@@ -69,16 +74,35 @@ def mean(variable: str, start: Hashable, end: Hashable) -> Predictor:
     """``variable`` averaged over the periods ``start`` to ``end`` (inclusive).
 
     Missing periods inside the window are skipped, as R Synth does; a unit with no
-    value at all in the window is an error.
+    value at all in the window is an error. Periods given as text are compared once
+    converted to the period column's type (when the spec is checked against data).
 
     Examples
     --------
     >>> mean("lnincome", 1980, 1988).label
     'lnincome(1980-1988)'
     """
-    if end < start:
-        raise SpecError(f"mean({variable!r}, {start}, {end}): the window ends before it starts")
+    check_label(variable, "the variable of mean()")
+    for period in (start, end):
+        check_label(period, f"each period of mean({variable!r}, ...)")
+    _check_window(f"mean({variable!r}, {start!r}, {end!r})", start, end)
     return Predictor(variable, start, end, "mean")
+
+
+def _check_window(name: str, start: Hashable, end: Hashable) -> None:
+    """Refuse a window that ends before it starts; text is left to be parsed with the
+    data (as text, '2020-10' < '2020-7')."""
+    if isinstance(start, str) or isinstance(end, str):
+        return
+    try:
+        reversed_window = bool(end < start)
+    except TypeError:
+        raise SpecError(
+            f"{name}: start and end are of different types ({describe(start)}, {describe(end)}); "
+            "give both as the period column's type"
+        ) from None
+    if reversed_window:
+        raise SpecError(f"{name}: the window ends before it starts")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,9 +116,13 @@ class Spec:
     unit, time : str
         Unit and period columns of the long data frame.
     treated : hashable or sequence of hashable
-        The treated unit, or several (each is fitted against its own pool).
+        The treated unit, or several (each is fitted against its own pool; listed
+        once each).
     treatment_start : hashable
-        First period under treatment; the post-period starts here.
+        First period under treatment; the post-period starts here. Periods (here,
+        in ``fit_window`` and in predictors) are converted to the type of the
+        period column when the conversion is exact (``"2008"`` for a column of
+        integers); otherwise :class:`~synthcontrol.errors.TypeMismatchError`.
     predictors : sequence of Predictor, optional
         What to match on. Empty (the default): the outcome in every fit-window period.
     fit_window : (start, end), optional
@@ -131,25 +159,27 @@ class Spec:
     drop_incomplete_donors: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "predictors", tuple(self.predictors))
-        object.__setattr__(self, "exclude", tuple(self.exclude))
+        for name in ("outcome", "unit", "time", "treatment_start"):
+            check_label(getattr(self, name), name)
+        object.__setattr__(self, "treated", _checked_treated(self.treated))
+        object.__setattr__(self, "predictors", _as_tuple(self.predictors, "predictors"))
+        object.__setattr__(self, "exclude", _as_tuple(self.exclude, "exclude"))
+        check_bool(self.drop_incomplete_donors, "drop_incomplete_donors")
         bad = [p for p in self.predictors if not isinstance(p, Predictor)]
         if bad:
             raise SpecError(
                 f"predictors must be built with sc.at(...) or sc.mean(...); got {bad[0]!r}"
             )
-        labels = [p.label for p in self.predictors]
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        if repeated:
-            raise SpecError(f"predictor(s) {repeated} declared twice; remove the duplicates")
-        if self.fit_window is not None and len(tuple(self.fit_window)) != 2:
-            raise SpecError(f"fit_window must be (start, end), got {self.fit_window!r}")
+        _reject_repeated_labels(self.predictors)
+        if self.fit_window is not None:
+            object.__setattr__(self, "fit_window", _checked_window(self.fit_window))
+        _check_donors(self.donors, self.treated_units)
 
     @property
     def treated_units(self) -> tuple:
         """The treated units as a tuple (one element for a single treated unit)."""
-        if isinstance(self.treated, (list, tuple, set, frozenset, pd.Index, np.ndarray)):
-            return tuple(self.treated)
+        if isinstance(self.treated, tuple):
+            return self.treated
         return (self.treated,)
 
     def for_treated(self, treated: Hashable) -> "Spec":
@@ -179,6 +209,71 @@ class Spec:
     def variables(self) -> list[str]:
         """Every data column the specification reads besides unit and time."""
         return list(dict.fromkeys([self.outcome, *(p.variable for p in self.predictors)]))
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset, range, pd.Index, pd.Series, np.ndarray))
+
+
+def _as_tuple(values: object, name: str) -> tuple:
+    """A list of units or predictors as a tuple (sets sorted, so order is fixed)."""
+    if not _is_sequence(values):
+        raise SpecError(f"{name} must be a list, got {describe(values)}")
+    if isinstance(values, (pd.Index, pd.Series, np.ndarray)):
+        values = np.asarray(values).ravel().tolist()
+    if isinstance(values, (set, frozenset)):
+        try:
+            values = sorted(values)
+        except TypeError:
+            raise SpecError(f"{name} is a set of values that cannot be ordered; give a list") from None
+    return tuple(values)
+
+
+def _checked_treated(treated: object) -> Hashable | tuple:
+    """One treated unit as given, or several as a tuple listed once each."""
+    if treated is None:
+        raise SpecError("treated is None; name the treated unit (or a list of treated units)")
+    if not _is_sequence(treated):
+        return check_label(treated, "treated")
+    units = _as_tuple(treated, "treated")
+    if not units:
+        raise SpecError("treated is empty; name at least one treated unit")
+    for unit in units:
+        check_label(unit, "each treated unit")
+    repeated = sorted({str(u) for u in units if units.count(u) > 1})
+    if repeated:
+        raise SpecError(f"treated lists {repeated} more than once; list each treated unit once")
+    return units
+
+
+def _checked_window(window: object) -> tuple:
+    if not isinstance(window, (list, tuple, np.ndarray, pd.Index)) or len(window) != 2:
+        raise SpecError(f"fit_window must be (start, end), got {window!r}")
+    window = tuple(np.asarray(window, dtype=object).tolist()) if not isinstance(window, (list, tuple)) else tuple(window)
+    _check_window(f"fit_window={window!r}", *window)
+    return window
+
+
+def _check_donors(donors: object, treated_units: tuple) -> None:
+    if isinstance(donors, Mapping):
+        stray = [t for t in donors if t not in treated_units]
+        if stray:
+            raise DonorPoolError(
+                f"donors has pool(s) for {stray}, which are not treated units {list(treated_units)}; "
+                "key the mapping by treated unit"
+            )
+    pools = donors.items() if isinstance(donors, Mapping) else [(None, donors)]
+    for treated, pool in pools:
+        where = "donors" if treated is None else f"donors[{treated!r}]"
+        if pool is not None and not _is_sequence(pool):
+            raise DonorPoolError(f"{where} must be a list of units (or None for every other unit), got {describe(pool)}")
+
+
+def _reject_repeated_labels(predictors: Sequence[Predictor]) -> None:
+    labels = [p.label for p in predictors]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise SpecError(f"predictor(s) {repeated} declared twice; remove the duplicates")
 
 
 @dataclass(frozen=True)
@@ -237,10 +332,28 @@ class Design:
 
     def scaled_predictors(self, columns: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Predictors of the given columns divided by their standard deviation across
-        those units (R Synth's scaling); returns ``(scaled, standard_deviations)``."""
+        those units (R Synth's scaling); returns ``(scaled, standard_deviations)``.
+
+        A predictor equal (up to round-off) for every unit of the fit carries no
+        information: every donor weighting matches it exactly. Its scaled row is
+        zero and its standard deviation reported as 0. This happens in placebo and
+        leave-one-out refits, whose units are a subset of the treated fit's (a
+        predictor that varies only because of the treated unit).
+
+        Examples
+        --------
+        >>> design = Design(spec=None, units=("a", "b", "c"), periods=(1,),
+        ...                 predictor_labels=("x", "c"), predictors=np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]),
+        ...                 outcome=np.zeros((1, 3)), fit_mask=np.ones(1, bool), post_mask=np.zeros(1, bool))
+        >>> design.scaled_predictors()[0]
+        array([[1., 2., 3.],
+               [0., 0., 0.]])
+        """
         X = self.predictors[:, columns]
         sd = X.std(axis=1, ddof=1)
-        return X / sd[:, None], sd
+        constant = np.array([_is_constant(row) for row in X], dtype=bool)
+        sd = np.where(constant, 0.0, sd)
+        return X / np.where(constant, 1.0, sd)[:, None] * ~constant[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":
         """The design with the unit at ``treated_position`` as treated and the current
@@ -309,7 +422,10 @@ def prepare(panel: Panel, spec: Spec) -> Design:
     ------
     SpecError, DonorPoolError, PredictorError, MissingDataError
         With the unit, period or predictor at fault and how to fix it.
+    TypeMismatchError
+        A period or unit of another type than its column, not convertible exactly.
     """
+    spec = _with_panel_periods(panel, spec)
     treated = spec.treated_units[0]
     donors = _donor_pool(panel, spec, treated)
     fit_periods = _fit_periods(panel, spec)
@@ -359,7 +475,7 @@ def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], do
     The fit window keeps its first period and ends at the last of ``periods`` before
     ``fake_start``; a predictor window reaching ``fake_start`` or later is clipped to
     end there, a predictor starting at ``fake_start`` or later is dropped; the donors
-    are ``donors``.
+    are ``donors`` (already net of the exclusions, which are therefore dropped).
 
     Examples
     --------
@@ -383,7 +499,7 @@ def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], do
         )
     predictors = _clip_predictors(spec.predictors, fake_start, window[-1])
     return replace(spec, treatment_start=fake_start, fit_window=(window[0], window[-1]),
-                   predictors=predictors, donors=tuple(donors))
+                   predictors=predictors, donors=tuple(donors), exclude=())
 
 
 def _clip_predictors(predictors: Sequence[Predictor], fake_start: Hashable, last: Hashable) -> tuple:
@@ -400,13 +516,37 @@ def _clip_predictors(predictors: Sequence[Predictor], fake_start: Hashable, last
     return kept
 
 
+def _with_panel_periods(panel: Panel, spec: Spec) -> Spec:
+    """``spec`` with every period (treatment start, fit window, predictor windows)
+    converted to the type of ``panel``'s periods (see :mod:`synthcontrol.periods`)."""
+    def convert(value: Hashable, argument: str) -> Hashable:
+        return coerce_period(value, panel.periods, argument=argument, column=spec.time)
+
+    window = spec.fit_window
+    if window is not None:
+        window = (convert(window[0], "fit_window[0]"), convert(window[1], "fit_window[1]"))
+    predictors = tuple(
+        replace(p, start=convert(p.start, f"the start of predictor {p.label}"),
+                end=convert(p.end, f"the end of predictor {p.label}"))
+        for p in spec.predictors
+    )
+    for p in predictors:
+        if p.end < p.start:
+            raise SpecError(f"predictor {p.label}: the window ends before it starts")
+    _reject_repeated_labels(predictors)  # 2002 and 2002.0 are one period once converted
+    return replace(spec, treatment_start=convert(spec.treatment_start, "treatment_start"),
+                   fit_window=window, predictors=predictors)
+
+
+def require_treated_units(panel: Panel, spec: Spec) -> None:
+    """Refuse a treated unit absent from ``panel`` (before any one is prepared, so the
+    message names it rather than another treated unit's exclusions)."""
+    _require_units(panel, spec, spec.treated_units, "treated unit", SpecError)
+
+
 def _donor_pool(panel: Panel, spec: Spec, treated: Hashable) -> list:
-    if treated not in panel.values[spec.outcome].columns:
-        sample = ", ".join(map(repr, panel.units[:8]))
-        raise SpecError(
-            f"treated unit {treated!r} is not in column '{spec.unit}' of the data "
-            f"(units include {sample}, ...); check the spelling"
-        )
+    _require_units(panel, spec, [treated], "treated unit", SpecError)
+    _require_units(panel, spec, spec.exclude, "excluded unit", DonorPoolError)
     excluded = set(spec.exclude)
     if spec.donors is None:
         donors = [u for u in panel.units if u != treated and u not in excluded]
@@ -416,11 +556,7 @@ def _donor_pool(panel: Panel, spec: Spec, treated: Hashable) -> list:
             raise DonorPoolError(
                 f"treated unit {treated!r} is also in the donor pool; remove it from donors"
             )
-        unknown = [d for d in donors if d not in panel.values[spec.outcome].columns]
-        if unknown:
-            raise DonorPoolError(
-                f"donor(s) {unknown} are not in column '{spec.unit}' of the data; check the names"
-            )
+        _require_units(panel, spec, donors, "donor", DonorPoolError)
         repeated = sorted({str(d) for d in donors if donors.count(d) > 1})
         if repeated:
             raise DonorPoolError(f"donor(s) {repeated} listed twice in donors; list each once")
@@ -430,6 +566,39 @@ def _donor_pool(panel: Panel, spec: Spec, treated: Hashable) -> list:
             "needs at least two donors"
         )
     return donors
+
+
+def _require_units(panel: Panel, spec: Spec, units: Sequence[Hashable], what: str, error: type) -> None:
+    """Refuse units absent from the data, saying so when the type is the culprit
+    ("column 'unit' holds integers; the treated unit was given as the text '340400'")."""
+    present = panel.values[spec.outcome].columns
+    unknown = [u for u in units if u not in present]
+    if not unknown:
+        return
+    column_kind = _units_kind(panel.units)
+    mismatched = [u for u in unknown if _units_kind((u,)) != column_kind]
+    if mismatched:
+        value = mismatched[0]
+        as_column = [u for u in panel.units if str(u) == str(value).strip()]
+        hint = f"give it as {as_column[0]!r}" if as_column else "check the value and its type"
+        raise TypeMismatchError(
+            f"column '{spec.unit}' holds {column_kind}; the {what} was given as {describe(value)}: {hint}"
+        )
+    sample = ", ".join(map(repr, panel.units[:8]))
+    raise error(
+        f"{what}(s) {unknown} not in column '{spec.unit}' of the data (units include {sample}, ...); "
+        "check the spelling"
+    )
+
+
+def _units_kind(units: Sequence[Hashable]) -> str:
+    if all(isinstance(u, str) for u in units):
+        return "text"
+    if all(isinstance(u, (int, np.integer)) and not isinstance(u, (bool, np.bool_)) for u in units):
+        return "integers"
+    if all(isinstance(u, (int, float, np.number)) and not isinstance(u, (bool, np.bool_)) for u in units):
+        return "numbers"
+    return "values of type " + type(units[0]).__name__
 
 
 def _fit_periods(panel: Panel, spec: Spec) -> list:

@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import SpecError
-from .estimators import ESTIMATORS, fit_design, prepare_designs
+from ._validation import check_bool, check_directory, check_int, check_mapping, check_n_jobs
+from .errors import ArgumentError, PanelError, SpecError
+from .estimators import ESTIMATORS, check_fit_options, fit_design, prepare_designs
 from .inference import placebo_test
 from .inference.runner import run_tasks
+from .periods import coerce_period, parse_period_column, sorted_periods
 from .results import FitOptions, Summary, SynthResult
 from .spec import Design, Predictor, Spec, at, mean
 
@@ -36,12 +38,29 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["standard_specs", "specification_curve", "SpecCurveResult"]
 
 
-def _pre_periods(data: pd.DataFrame, spec: Spec, window: tuple | None) -> list:
-    if spec.time not in data.columns:
+def _data_periods(data: pd.DataFrame, spec: Spec) -> tuple:
+    """The sorted periods of ``data`` (parsed as :class:`~synthcontrol.panel.Panel` does)."""
+    if not isinstance(data, pd.DataFrame):
+        raise PanelError(f"data must be a pandas DataFrame in long format, got {type(data).__name__}")
+    column = data[spec.time] if spec.time in data.columns else None
+    if column is None and spec.time in data.index.names:
+        column = data.index.get_level_values(spec.time).to_series()
+    if column is None:
         raise SpecError(f"column '{spec.time}' (spec.time) is not in the data")
-    periods = sorted(p for p in pd.unique(data[spec.time]) if p < spec.treatment_start)
+    if column.empty or column.isna().any():
+        raise PanelError(f"column '{spec.time}' is empty or has missing periods; every row needs a period")
+    return sorted_periods(parse_period_column(column, spec.time), spec.time)
+
+
+def _pre_periods(all_periods: tuple, spec: Spec, window: tuple | None) -> list:
+    def convert(value: Hashable, argument: str) -> Hashable:
+        return coerce_period(value, all_periods, argument=argument, column=spec.time)
+
+    start = convert(spec.treatment_start, "treatment_start")
+    periods = [p for p in all_periods if p < start]
     if window is not None:
-        periods = [p for p in periods if window[0] <= p <= window[1]]
+        first, last = convert(window[0], "fit_windows start"), convert(window[1], "fit_windows end")
+        periods = [p for p in periods if first <= p <= last]
     if not periods:
         raise SpecError(f"no period before treatment_start={spec.treatment_start!r} in fit window {window!r}")
     return periods
@@ -80,8 +99,14 @@ def standard_specs(
     covariates : sequence of Predictor, optional
         Default: the predictors of ``spec`` that are not the outcome.
     n_lags : int, default 3
+        At least 1.
     fit_windows : sequence of (start, end) or None
         ``None`` stands for the base spec's window.
+
+    Raises
+    ------
+    ArgumentError
+        ``n_lags`` or ``fit_windows`` malformed, naming the value.
 
     Examples
     --------
@@ -91,13 +116,19 @@ def standard_specs(
     >>> list(standard_specs(sc.datasets.load_smoking(), spec))
     ['all lags', 'all lags + covariates', 'mean', 'mean + covariates', '3 lags', '3 lags + covariates']
     """
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    n_lags = check_int(n_lags, "n_lags", minimum=1)
+    all_periods = _data_periods(data, spec)
     if covariates is None:
         covariates = tuple(p for p in spec.predictors if p.variable != spec.outcome)
+    elif isinstance(covariates, Predictor) or not isinstance(covariates, Sequence):
+        raise ArgumentError(f"covariates must be a list of sc.at(...)/sc.mean(...) predictors, got {covariates!r:.60}")
     specs = {}
-    for window in fit_windows:
-        window = spec.fit_window if window is None else tuple(window)
+    for window in _fit_windows(fit_windows):
+        window = spec.fit_window if window is None else window
         suffix = "" if window == spec.fit_window else f", fit {window[0]}-{window[1]}"
-        periods = _pre_periods(data, spec, window)
+        periods = _pre_periods(all_periods, spec, window)
         base = replace(spec, fit_window=window)
         for name, lags in _outcome_sets(spec.outcome, periods, n_lags).items():
             specs[name + suffix] = replace(base, predictors=lags)
@@ -105,6 +136,23 @@ def standard_specs(
                 matched = lags or tuple(at(spec.outcome, p) for p in periods)  # "all lags" spelled out
                 specs[f"{name} + covariates{suffix}"] = replace(base, predictors=(*matched, *covariates))
     return specs
+
+
+def _fit_windows(fit_windows: object) -> list:
+    if isinstance(fit_windows, (str, tuple)) and len(fit_windows) == 2 and not any(
+        isinstance(w, (tuple, list)) or w is None for w in fit_windows
+    ):
+        raise ArgumentError(
+            f"fit_windows={fit_windows!r} looks like one window; give a list of windows, e.g. [{fit_windows!r}]"
+        )
+    if isinstance(fit_windows, str) or not isinstance(fit_windows, Sequence) or not fit_windows:
+        raise ArgumentError(f"fit_windows must be a non-empty list of (start, end) pairs or None, got {fit_windows!r}")
+    windows = []
+    for window in fit_windows:
+        if window is not None and (isinstance(window, str) or not isinstance(window, Sequence) or len(window) != 2):
+            raise ArgumentError(f"each of fit_windows must be (start, end) or None, got {window!r}")
+        windows.append(None if window is None else tuple(window))
+    return windows
 
 
 @dataclass(frozen=True)
@@ -266,6 +314,8 @@ def specification_curve(
     SpecError
         A spec with several treated units, an unknown estimator, or options for an
         estimator not in ``estimators``.
+    ArgumentError
+        ``options``, ``n_jobs``, ``placebo`` or ``checkpoint_dir`` malformed.
 
     Examples
     --------
@@ -278,8 +328,11 @@ def specification_curve(
     (6, ['spec', 'estimator', 'effect', 'p_value'])
     """
     labelled = _labelled(specs)
-    own_options = dict(estimator_options or {})
+    own_options = check_mapping(estimator_options, "estimator_options")
     estimators = _check_estimators(estimators, own_options)
+    options, n_jobs = check_fit_options(options), check_n_jobs(n_jobs)
+    placebo = check_bool(placebo, "placebo")
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     designs = {label: _single_design(data, label, spec) for label, spec in labelled.items()}
     jobs = [
         _FitJob(
@@ -308,6 +361,11 @@ def _sub_directory(directory: str | os.PathLike | None, index: int) -> Path | No
 
 
 def _labelled(specs: Mapping[str, Spec] | Sequence[Spec]) -> dict[str, Spec]:
+    if isinstance(specs, Spec) or isinstance(specs, str) or not isinstance(specs, (Mapping, Sequence)):
+        raise ArgumentError(
+            f"specs must be a mapping of label to Spec or a list of Spec (see sc.standard_specs), "
+            f"got {type(specs).__name__}"
+        )
     labelled = dict(specs) if isinstance(specs, Mapping) else {f"spec {i}": s for i, s in enumerate(specs, 1)}
     if not labelled:
         raise SpecError("specs is empty; give at least one Spec (see sc.standard_specs)")
@@ -315,13 +373,20 @@ def _labelled(specs: Mapping[str, Spec] | Sequence[Spec]) -> dict[str, Spec]:
 
 
 def _check_estimators(estimators: Sequence[str], estimator_options: Mapping[str, object]) -> tuple[str, ...]:
+    if not isinstance(estimators, (str, Sequence)):
+        raise ArgumentError(f"estimators must be a list of estimator names, got {estimators!r:.60}")
     estimators = (estimators,) if isinstance(estimators, str) else tuple(estimators)
-    unknown = [e for e in estimators if e not in ESTIMATORS]
+    unknown = [e for e in estimators if not isinstance(e, str) or e not in ESTIMATORS]
     if unknown or not estimators:
         raise SpecError(f"estimators {unknown or '()'} not known; choose from {sorted(ESTIMATORS)}")
     stray = sorted(set(estimator_options) - set(estimators))
     if stray:
         raise SpecError(f"estimator_options given for {stray}, which are not in estimators={list(estimators)}")
+    for name, own in estimator_options.items():
+        check_mapping(own, f"estimator_options[{name!r}]")
+    repeated = sorted({e for e in estimators if estimators.count(e) > 1})
+    if repeated:
+        raise SpecError(f"estimators lists {repeated} more than once; list each estimator once")
     return estimators
 
 

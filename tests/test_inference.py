@@ -14,6 +14,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import synthcontrol as sc
 from synthcontrol.errors import CheckpointError, SpecError
@@ -427,3 +429,194 @@ def test_task_warnings_come_back_once_with_a_count(n_jobs):
         results, _ = run_tasks(_warn_on_odd, [0, 1, 2, 3], n_jobs=n_jobs, description="toy")
     assert results == [0, 1, 2, 3]
     assert len([w for w in caught if "odd input" in str(w.message)]) == 1
+
+
+# -- degenerate panels: exact fits, identical donors (the round-off floor) -----------------
+
+
+def long_panel(Y: np.ndarray, first_period: int = 2000) -> pd.DataFrame:
+    """Long frame of a (T, N) outcome matrix; column 0 is unit 'u0'."""
+    T, N = Y.shape
+    return pd.DataFrame(
+        [{"unit": f"u{j}", "time": first_period + t, "y": float(Y[t, j])} for j in range(N) for t in range(T)]
+    )
+
+
+def exact_fit_panel(effect: float, n_pre: int = 4, n_post: int = 2, twin: bool = False, seed: int = 0) -> pd.DataFrame:
+    """u0 is the average of two donors before treatment (an exact fit), plus ``effect``
+    after; with ``twin`` the last donor is a copy of the first."""
+    rng = np.random.default_rng(seed)
+    donors = rng.normal(size=(n_pre + n_post, 5)).cumsum(axis=0) + 10.0
+    if twin:
+        donors = np.column_stack([donors, donors[:, 0]])
+    treated = donors[:, :2].mean(axis=1)
+    treated[n_pre:] += effect
+    return long_panel(np.column_stack([treated, donors]))
+
+
+def exact_spec(n_pre: int = 4) -> sc.Spec:
+    return sc.Spec(outcome="y", treated="u0", treatment_start=2000 + n_pre)
+
+
+def test_exact_pre_fit_with_an_effect_is_most_extreme_not_nan():
+    res = sc.fit(exact_fit_panel(effect=1.0), exact_spec(), n_random_starts=3)
+    placebo = sc.placebo_test(res)
+    table = placebo.table
+    assert table.iloc[0]["pre_rmspe"] <= placebo.round_off
+    assert np.all(np.isfinite(table[["ratio", "standardised_effect", "pre_mspe_ratio"]].to_numpy()))
+    assert placebo.rank == 1 and placebo.p_value == 1 / len(placebo.units)
+    assert placebo.round_off == pytest.approx(1e-8 * np.abs(res.design.outcome).max())
+    assert np.all(placebo.period_p_values["p_value"] >= 1 / len(placebo.units))
+
+
+def test_exact_fit_throughout_is_not_significant():
+    """0/0 once gave rank 0 and p = 0; an exact fit with no effect is the least extreme."""
+    res = sc.fit(exact_fit_panel(effect=0.0), exact_spec(), n_random_starts=3)
+    placebo = sc.placebo_test(res)
+    assert placebo.table["ratio"].iloc[0] == 0.0 and placebo.table["standardised_effect"].iloc[0] == 0.0
+    assert placebo.p_value == 1.0 and placebo.p_negative + placebo.p_positive >= 1.0
+    assert np.all(placebo.period_p_values["p_value"] == 1.0)
+
+
+def test_identical_donors_tie_instead_of_nan():
+    res = sc.fit(exact_fit_panel(effect=1.0, twin=True), exact_spec(), n_random_starts=3)
+    placebo = sc.placebo_test(res)
+    twins = placebo.table.loc[["u1", "u6"]]
+    assert np.all(twins["ratio"] == 0.0) and np.all(twins["rank"] == len(placebo.units))
+    assert not placebo.table.isna().any().any()
+    assert placebo.p_value == 1 / len(placebo.units)
+
+
+def test_round_off_floor_scales_with_the_outcome():
+    frame = exact_fit_panel(effect=1.0, twin=True)
+    p_values = []
+    for factor in (1e-6, 1.0, 1e6):
+        res = sc.fit(frame.assign(y=frame["y"] * factor), exact_spec(), n_random_starts=3)
+        placebo = sc.placebo_test(res)
+        assert placebo.round_off == pytest.approx(1e-8 * factor * np.abs(frame["y"]).max())
+        p_values.append((placebo.p_value, placebo.p_negative, placebo.p_positive))
+    assert p_values[0] == p_values[1] == p_values[2]
+
+
+def test_pooled_and_in_time_use_the_floor():
+    exact = sc.fit(exact_fit_panel(effect=1.0, n_pre=5), exact_spec(5), n_random_starts=3)
+    assert np.isfinite(sc.in_time_placebo(exact, fake_start=2003).real_ratio)
+    frame = exact_fit_panel(effect=1.0, n_pre=5)
+    both = sc.fit(frame, dataclasses.replace(exact_spec(5), treated=["u0", "u1"]), n_random_starts=3)
+    pooled = sc.pooled_test(both)
+    assert np.all(np.isfinite(pooled.null)) and np.all(np.isfinite(pooled.observed))
+    assert 1 / (pooled.n_draws + 1) <= pooled.p_value <= 1
+
+
+@st.composite
+def degenerate_panels(draw):
+    """Small panels with ties: exact fits, duplicate donors, K = 1, two or three
+    pre-periods, outcomes in any unit."""
+    n_donors, n_pre, n_post = draw(st.integers(3, 4)), draw(st.integers(2, 3)), draw(st.integers(1, 2))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    donors = rng.normal(size=(n_pre + n_post, n_donors)).round(draw(st.sampled_from([0, 1, 6])))
+    case = draw(st.sampled_from(["noisy", "exact", "exact without effect", "duplicate donor"]))
+    treated = donors @ rng.dirichlet(np.ones(n_donors))
+    if case == "noisy":
+        treated = treated + rng.normal(size=treated.size)
+    if case == "exact":
+        treated[n_pre:] += 1.0
+    if case == "duplicate donor":
+        donors[:, -1] = donors[:, 0]
+    frame = long_panel(np.column_stack([treated, donors]) * 10.0 ** draw(st.integers(-9, 9)))
+    one_predictor = draw(st.booleans())
+    predictors = [sc.mean("y", 2000, 2000 + n_pre - 1)] if one_predictor else []
+    spec = sc.Spec(outcome="y", treated="u0", treatment_start=2000 + n_pre, predictors=predictors)
+    return frame, spec, draw(st.permutations(range(len(frame))))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(degenerate_panels())
+def test_placebo_p_values_are_at_least_one_over_n_and_ignore_row_order(case):
+    frame, spec, order = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sc.SynthControlWarning)
+        placebo = sc.placebo_test(sc.fit(frame, spec, n_random_starts=2))
+        shuffled = sc.placebo_test(sc.fit(frame.iloc[list(order)], spec, n_random_starts=2))
+    n = len(placebo.units)
+    assert not placebo.table.isna().any().any()
+    for p in (placebo.p_value, placebo.p_negative, placebo.p_positive, *placebo.period_p_values["p_value"]):
+        assert 1 / n <= p <= 1
+    assert (placebo.p_value, placebo.p_negative, placebo.p_positive) == (
+        shuffled.p_value, shuffled.p_negative, shuffled.p_positive)
+    pd.testing.assert_frame_equal(placebo.table, shuffled.table)
+
+
+# -- checkpoints: concurrent starts, versions, consistent API --------------------------------
+
+
+def test_second_process_joins_the_manifest_created_first(small, tmp_path, monkeypatch):
+    """Simulate losing the race: the manifest appears between the check and the creation."""
+    from synthcontrol.inference import runner
+
+    winner = {}
+    create = runner._create_exclusive
+
+    def lose_the_race(path, content):
+        winner["created"] = create(path, content)  # the other process, just before us
+        return create(path, content)
+
+    monkeypatch.setattr(runner, "_create_exclusive", lose_the_race)
+    first = sc.placebo_test(small, checkpoint_dir=tmp_path)
+    assert winner["created"] and first.run.n_computed == len(small.donors)
+    monkeypatch.setattr(runner, "_create_exclusive", create)
+    assert sc.placebo_test(small, checkpoint_dir=tmp_path).run.n_resumed == len(small.donors)
+
+
+def test_simultaneous_starts_create_one_manifest(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from synthcontrol.inference.runner import Checkpoint
+
+    barrier = Barrier(8)
+
+    def start(job: int):
+        barrier.wait()
+        try:
+            Checkpoint(tmp_path, fingerprint="same job" if job < 6 else f"other job {job}", keys=["a", "b"])
+            return "joined"
+        except CheckpointError as error:
+            return str(error)
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(start, range(8)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    joined = [o for o in outcomes if o == "joined"]
+    refused = [o for o in outcomes if o != "joined"]
+    assert len(joined) in (1, 6) and all("another job" in o for o in refused)
+    assert not any("no manifest.json" in o for o in refused)
+
+
+def test_checkpoint_of_another_version_is_refused(small, tmp_path, monkeypatch):
+    from synthcontrol.inference import runner
+
+    sc.placebo_test(small, checkpoint_dir=tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["version"] == runner._package_version() and manifest["format"].endswith("/2")
+    monkeypatch.setattr(runner, "_package_version", lambda: "99.0")
+    with pytest.raises(CheckpointError, match=rf"(?s)synthcontrol {re.escape(manifest['version'])}.*synthcontrol 99\.0"):
+        sc.placebo_test(small, checkpoint_dir=tmp_path)
+
+
+def test_checkpoint_directory_that_is_a_file_or_unwritable(small, tmp_path):
+    afile = tmp_path / "results.csv"
+    afile.write_text("x")
+    for routine in (sc.placebo_test, sc.leave_one_out):
+        with pytest.raises(sc.SynthControlError, match="checkpoint_dir.*results.csv.*is a file"):
+            routine(small, checkpoint_dir=afile)
+    with pytest.raises(CheckpointError, match="cannot create checkpoint directory"):
+        sc.placebo_test(small, checkpoint_dir=afile / "inside")
+
+
+def test_in_time_placebo_resumes_from_a_checkpoint(smoking, small, tmp_path, count_fits):
+    first = sc.in_time_placebo(small, fake_start=[1984, 1986], data=smoking, checkpoint_dir=tmp_path)
+    count_fits.clear()
+    again = sc.in_time_placebo(small, fake_start=[1984, 1986], data=smoking, checkpoint_dir=tmp_path)
+    assert not count_fits and again.run.n_resumed == 2
+    assert np.array_equal(first.gap_matrix, again.gap_matrix, equal_nan=True)

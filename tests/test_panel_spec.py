@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 
 import numpy as np
@@ -280,3 +281,149 @@ def test_default_outcome_lags_skip_a_period_constant_across_units():
     res = sc.fit(index, spec, n_random_starts=2)
     assert "cigsale(1970)" not in res.predictor_weights.index
     assert "cigsale(1971)" in res.predictor_weights.index
+
+
+# ------------------------------------------------------------------ period and unit types
+
+
+def test_text_periods_are_parsed_not_compared_as_text(panel, spec):
+    """'2020-10' sorts before '2020-7' as text; parsed as months it comes after."""
+    months = {year: f"2020-{year - 1999}" for year in range(2000, 2012)}  # 2020-1 ... 2020-12
+    text = panel.assign(time=panel["time"].map(months))
+    moved = dataclasses.replace(
+        spec, treatment_start="2020-9", fit_window=("2020-1", "2020-8"),
+        predictors=[sc.mean("x", "2020-1", "2020-8"), sc.at("y", "2020-3"), sc.at("y", "2020-8")],
+    )
+    by_text = sc.fit(text, moved, n_random_starts=3)
+    by_year = sc.fit(panel, spec, n_random_starts=3)
+    assert by_text.design.periods == tuple(pd.period_range("2020-01", "2020-12", freq="M"))
+    assert by_text.spec.treatment_start == pd.Period("2020-09", "M")
+    np.testing.assert_array_equal(by_text.weights.to_numpy(), by_year.weights.to_numpy())
+
+
+def test_text_years_become_integers(panel, spec):
+    res = sc.fit(panel.assign(time=panel["time"].astype(str)), spec, n_random_starts=3)
+    assert res.design.periods[0] == 2000 and isinstance(res.design.periods[0], int)
+
+
+@pytest.mark.parametrize(
+    "column, names",
+    [
+        (lambda t: t.astype(str).where(t != 2003, "pre-war"), ["'time'", "'pre-war'"]),
+        (lambda t: t.map(lambda y: f"{y}Q1" if y < 2005 else f"{y}-01"), ["'time'", "quarterly", "monthly"]),
+        (lambda t: t > 2005, ["'time'", "True/False"]),
+    ],
+)
+def test_period_column_that_is_not_ordered_periods(panel, spec, column, names):
+    with raises(errors.PeriodColumnError, *names):
+        sc.fit(panel.assign(time=column(panel["time"])), spec)
+
+
+@pytest.mark.parametrize(
+    "changes, names",
+    [
+        ({"treatment_start": pd.Timestamp("2008-01-01")}, ["'time'", "integers", "treatment_start", "2008-01-01"]),
+        ({"treatment_start": 2007.5}, ["'time'", "integers", "treatment_start", "2007.5"]),
+        ({"treatment_start": "2008a"}, ["'time'", "integers", "'2008a'"]),
+        ({"fit_window": (2000, "2007.5")}, ["fit_window[1]", "'2007.5'"]),
+        ({"predictors": [sc.at("y", pd.Period("2002", "Y"))]}, ["predictor y(2002)", "annual period"]),
+    ],
+)
+def test_period_argument_of_another_type(panel, spec, changes, names):
+    with raises(errors.TypeMismatchError, *names):
+        sc.fit(panel, dataclasses.replace(spec, **changes))
+
+
+def test_exact_period_conversions(panel, spec):
+    """Text or integral floats for years, dates for a date column: converted exactly."""
+    reference = sc.fit(panel, spec, n_random_starts=3)
+    text = sc.fit(panel, dataclasses.replace(spec, treatment_start="2008", fit_window=(2000.0, "2007")),
+                  n_random_starts=3)
+    assert text.spec.treatment_start == 2008 and text.spec.fit_window == (2000, 2007)
+    dated = panel.assign(time=pd.to_datetime(panel["time"].astype(str) + "-01-01").astype("datetime64[ns]"))
+    dates = dataclasses.replace(
+        spec, treatment_start=datetime.date(2008, 1, 1), fit_window=("2000-01-01", pd.Timestamp("2007-01-01")),
+        predictors=[sc.mean("x", "2000", "2007"), sc.at("y", "2002-01-01"), sc.at("y", "2007-01-01")],
+    )
+    by_date = sc.fit(dated, dates, n_random_starts=3)
+    assert by_date.design.periods[0] == pd.Timestamp("2000-01-01")
+    np.testing.assert_array_equal(by_date.weights.to_numpy(), reference.weights.to_numpy())
+    quarterly = panel.assign(time=[pd.Period(f"{y}Q1", "Q") for y in panel["time"]])
+    with raises(errors.TypeMismatchError, "quarterly periods", "monthly period 2008-01"):
+        sc.fit(quarterly, dataclasses.replace(spec, treatment_start=pd.Period("2008-01", "M"), fit_window=None,
+                                              predictors=()))
+
+
+def test_unit_given_with_another_type_says_so(panel, spec):
+    codes = {unit: 340400 + i for i, unit in enumerate(sorted(panel["unit"].unique()))}
+    coded = panel.assign(unit=panel["unit"].map(codes))
+    treated = codes["T"]
+    with raises(errors.TypeMismatchError, "column 'unit' holds integers", f"the text '{treated}'", f"give it as {treated}"):
+        sc.fit(coded, dataclasses.replace(spec, treated=str(treated)))
+    with raises(errors.TypeMismatchError, "'unit'", "integers", "donor", "the text"):
+        sc.fit(coded, dataclasses.replace(spec, treated=treated, donors=[codes["A"], str(codes["B"])]))
+
+
+def test_unknown_excluded_unit_is_an_error(panel, spec):
+    with raises(errors.DonorPoolError, "excluded", "'Atlantis'"):
+        sc.fit(panel, dataclasses.replace(spec, exclude=["A", "Atlantis"]))
+
+
+def test_frame_indexed_by_unit_and_time_is_accepted(panel, spec):
+    reference = sc.fit(panel, spec, n_random_starts=3)
+    for keys in (["unit", "time"], ["time", "unit"], ["unit"]):
+        indexed = sc.fit(panel.set_index(keys), spec, n_random_starts=3)
+        np.testing.assert_array_equal(indexed.weights.to_numpy(), reference.weights.to_numpy())
+
+
+def test_row_order_does_not_change_the_design(panel, spec):
+    shuffled = panel.sample(frac=1.0, random_state=3)
+    assert sc.fit(shuffled, spec, n_random_starts=3).design.units == sc.fit(panel, spec, n_random_starts=3).design.units
+
+
+@pytest.mark.parametrize(
+    "frame, error, names",
+    [
+        (lambda df: df.iloc[:0], errors.PanelError, ["no rows"]),
+        (lambda df: pd.concat([df, df[["y"]]], axis=1), errors.PanelError, ["'y'", "more than once"]),
+        (lambda df: df.assign(unit=df["unit"].astype(object).where(df["unit"] != "A", 7)), errors.NonNumericError,
+         ["'unit'", "the text", "the integer 7"]),
+    ],
+)
+def test_malformed_frames(panel, spec, frame, error, names):
+    with raises(error, *names):
+        sc.fit(frame(panel), spec)
+
+
+@pytest.mark.parametrize(
+    "changes, error, names",
+    [
+        ({"treated": ["T", "A", "T"]}, errors.SpecError, ["treated", "'T'", "more than once"]),
+        ({"treated": []}, errors.SpecError, ["treated is empty"]),
+        ({"treated": None}, errors.SpecError, ["treated is None"]),
+        ({"donors": "ABC"}, errors.DonorPoolError, ["donors", "'ABC'"]),
+        ({"donors": {"T": ["A", "B"], "Z": ["C", "D"]}}, errors.DonorPoolError, ["'Z'", "not treated"]),
+        ({"exclude": "A"}, errors.SpecError, ["exclude", "'A'"]),
+        ({"fit_window": 2000}, errors.SpecError, ["fit_window", "(start, end)"]),
+        ({"fit_window": (2000, None)}, errors.SpecError, ["fit_window", "different types"]),
+        ({"outcome": ["y"]}, errors.ArgumentError, ["outcome", "single name"]),
+        ({"drop_incomplete_donors": "no"}, errors.ArgumentError, ["drop_incomplete_donors", "'no'"]),
+        ({"predictors": 3}, errors.SpecError, ["predictors", "list"]),
+    ],
+)
+def test_spec_fields_are_checked_when_built(spec, changes, error, names):
+    with raises(error, *names):
+        dataclasses.replace(spec, **changes)
+
+
+def test_predictor_constant_among_a_refits_units_carries_no_information(panel, spec):
+    """A predictor that varies only because of the treated unit is constant in every
+    placebo: its scaled row is zero instead of a division by zero."""
+    panel["c"] = np.where(panel["unit"] == "T", 2.0, 1.0)
+    spec = dataclasses.replace(spec, predictors=[*spec.predictors, sc.at("c", 2003)])
+    res = sc.fit(panel, spec, n_random_starts=3)
+    placebo_design = res.design.relabel(1)
+    scaled, sd = placebo_design.scaled_predictors()
+    assert sd[-1] == 0.0 and np.all(scaled[-1] == 0.0) and np.all(np.isfinite(scaled))
+    placebo = sc.placebo_test(res)
+    assert np.all(np.isfinite(placebo.table["ratio"]))

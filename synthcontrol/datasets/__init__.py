@@ -31,7 +31,9 @@ Examples
 
 from __future__ import annotations
 
+import os
 import warnings
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -281,9 +283,9 @@ def load_china_cities_flags(*, derived: bool = True) -> pd.DataFrame:
 
 def _read_table(path: Path) -> pd.DataFrame:
     """Read an export as strings; xlsx exports carry 2 label rows under the header."""
-    path = Path(path)
+    path = _file_path(path)
     if not path.is_file():
-        raise DataBuildError(f"{path}: file not found")
+        raise DataBuildError(f"{path}: {'is a directory, not a file' if path.is_dir() else 'file not found'}")
     try:
         if path.suffix.lower() in {".xlsx", ".xls"}:
             with warnings.catch_warnings():
@@ -293,8 +295,16 @@ def _read_table(path: Path) -> pd.DataFrame:
             # Row 0 holds the Chinese labels, row 1 the units; data start at row 2.
             return table.iloc[2:].reset_index(drop=True)
         return pd.read_csv(path, dtype=str, encoding="utf-8-sig")
+    except (zipfile.BadZipFile, KeyError) as exc:  # a zip archive that is not a workbook
+        raise DataBuildError(f"{path}: cannot read: not an Excel workbook ({exc!r})") from exc
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise DataBuildError(f"{path}: cannot read ({exc})") from exc
+
+
+def _file_path(path: object) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise DataBuildError(f"path must be a file path (str or pathlib.Path), got {type(path).__name__}")
+    return Path(path)
 
 
 def _require(frame: pd.DataFrame, columns, path: Path) -> None:
@@ -328,7 +338,7 @@ def _to_numbers(frame: pd.DataFrame, columns, path: Path) -> pd.DataFrame:
 
 
 def _read_csmar(path: Path, fields: dict[str, str], required) -> pd.DataFrame:
-    path = Path(path)
+    path = _file_path(path)
     raw = _read_table(path)
     _require(raw, ("Sgnyea", "Ctnm_id", *required), path)
     city = _require_one(raw, ("Ctnm", "Ctnm_en"), path)
@@ -372,7 +382,7 @@ def read_csmar_gdp(path: str | Path) -> pd.DataFrame:
     DataBuildError
         The file is unreadable or a field holds text where a number belongs.
     """
-    return _read_csmar(Path(path), _CSMAR_GDP_FIELDS, _CSMAR_GDP_REQUIRED)
+    return _read_csmar(_file_path(path), _CSMAR_GDP_FIELDS, _CSMAR_GDP_REQUIRED)
 
 
 def read_csmar_population(path: str | Path) -> pd.DataFrame:
@@ -400,7 +410,7 @@ def read_csmar_population(path: str | Path) -> pd.DataFrame:
     DataBuildError
         The file is unreadable or a field holds text where a number belongs.
     """
-    return _read_csmar(Path(path), _CSMAR_POP_FIELDS, _CSMAR_POP_REQUIRED)
+    return _read_csmar(_file_path(path), _CSMAR_POP_FIELDS, _CSMAR_POP_REQUIRED)
 
 
 def read_csmar_cpi(path: str | Path) -> pd.DataFrame:
@@ -422,7 +432,7 @@ def read_csmar_cpi(path: str | Path) -> pd.DataFrame:
     MissingColumnError
         ``Sgnyea``, ``Prvcnm_id`` or ``Pi0101`` is absent.
     """
-    path = Path(path)
+    path = _file_path(path)
     raw = _read_table(path)
     _require(raw, ("Sgnyea", "Prvcnm_id", "Pi0101"), path)
     frame = _to_numbers(raw[["Sgnyea", "Prvcnm_id", "Pi0101"]].copy(), ["Sgnyea", "Prvcnm_id", "Pi0101"], path)
@@ -460,7 +470,7 @@ def read_citydb(path: str | Path) -> pd.DataFrame:
     DataBuildError
         The file is unreadable or a field holds text where a number belongs.
     """
-    path = Path(path)
+    path = _file_path(path)
     raw = _read_table(path)
     _require(raw, _CITYDB_KEYS + _CITYDB_REQUIRED, path)
     values = [c for c in _CITYDB_FIELDS if c in raw]

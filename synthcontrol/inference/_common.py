@@ -1,5 +1,24 @@
 """Pieces shared by the inference routines: the refit task sent to workers, the
-checkpoint set-up, and the rank and RMSPE helpers."""
+checkpoint set-up, and the rank and RMSPE helpers.
+
+Round-off floor
+---------------
+Permutation statistics divide by a pre-period RMSPE, which is zero (or round-off)
+when a unit's pre-period fit is exact: a unit inside its donors' hull, or a placebo
+with an identical twin among the donors. Gaps of at most :data:`ROUND_OFF` times
+the outcome's scale (its largest absolute value over the design's units and
+periods) cannot be told from zero, so
+
+* a statistic in the numerator (post-period RMSPE, average gap, one period's gap)
+  of at most the floor counts as 0;
+* the pre-period RMSPE in the denominator is at least the floor.
+
+An exact pre-period fit followed by a real gap thus gets a large ratio (post RMSPE
+over the floor), and an exact fit throughout gets 0; neither is NaN, and the
+floor scales with the data, so the statistics do not depend on its units. Ties up
+to round-off count against the treated unit (:func:`conservative_rank`), so no
+p-value is below ``1 / N``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +34,13 @@ from ..results import FitOptions, SynthResult
 from ..spec import Design
 from .runner import Checkpoint, fingerprint
 
-__all__ = ["Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result"]
+__all__ = [
+    "Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result",
+    "ROUND_OFF", "round_off_floor", "over_pre_rmspe",
+]
+
+#: Share of the outcome's scale below which a gap is round-off (see the module notes).
+ROUND_OFF = 1e-8
 
 
 @dataclass(frozen=True)
@@ -128,6 +153,27 @@ def conservative_rank(values: np.ndarray, descending: bool = True) -> np.ndarray
 def rmspe(gaps: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Root mean squared gap over the rows in ``mask``, per column."""
     return np.sqrt(np.mean(np.asarray(gaps)[mask] ** 2, axis=0))
+
+
+def round_off_floor(outcome: np.ndarray) -> float:
+    """The size below which a gap of ``outcome`` is round-off: :data:`ROUND_OFF` times
+    its largest absolute value (the same for any order of units or periods)."""
+    scale = float(np.nanmax(np.abs(outcome))) if np.size(outcome) else 0.0
+    return ROUND_OFF * scale if scale > 0 else float(np.finfo(float).tiny)
+
+
+def over_pre_rmspe(values: np.ndarray, pre_rmspe: np.ndarray, floor: float) -> np.ndarray:
+    """``values / pre_rmspe`` with the round-off floor: values of at most ``floor`` in
+    size count as 0, and the divisor is at least ``floor`` (see the module notes).
+
+    Examples
+    --------
+    >>> over_pre_rmspe(np.array([2.0, 1e-12, 2.0]), np.array([1.0, 0.0, 0.0]), 1e-8)
+    array([2.e+00, 0.e+00, 2.e+08])
+    """
+    values = np.asarray(values, dtype=float)
+    kept = np.where(np.abs(values) <= floor, 0.0, values)
+    return kept / np.maximum(np.asarray(pre_rmspe, dtype=float), floor)
 
 
 def frozen(array: object, dtype: object = float) -> np.ndarray:

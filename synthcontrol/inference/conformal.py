@@ -29,6 +29,7 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 import pandas as pd
 
+from .._validation import check_int, check_n_jobs, check_number, check_progress
 from ..errors import SpecError
 from ..results import Summary, SynthResult
 from ..weights import simplex_least_squares
@@ -219,8 +220,8 @@ def conformal(
     True
     """
     result = check_result(result, "conformal")
-    if not 0 < alpha < 1:
-        raise SpecError(f"alpha={alpha!r} must lie strictly between 0 and 1")
+    alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    n_grid, n_jobs, progress = check_int(n_grid, "n_grid", minimum=3), check_n_jobs(n_jobs), check_progress(progress)
     design = result.design
     pre, post = np.flatnonzero(design.pre_mask), np.flatnonzero(design.post_mask)
     y, Z = design.outcome[:, 0], design.outcome[:, 1:]

@@ -23,16 +23,20 @@ which no effect should appear.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .._validation import check_directory, check_n_jobs, check_progress
+from ..errors import ArgumentError
 from ..panel import Panel
+from ..periods import coerce_period
 from ..results import Summary, SynthResult
 from ..spec import Design, Predictor, shift_spec
-from ._common import Refit, check_result, frozen, refit, rmspe
+from ._common import Refit, check_result, frozen, open_checkpoint, over_pre_rmspe, refit, rmspe, round_off_floor
 from .runner import RunLog, run_tasks
 
 __all__ = ["in_time_placebo", "InTimePlaceboResult", "shift_spec"]
@@ -60,6 +64,10 @@ class InTimePlaceboResult:
         The original fit's post/pre RMSPE ratio and average effect, for comparison.
     time, outcome : str
     run : RunLog
+    round_off : float
+        Gaps up to this size are round-off (see
+        :func:`~synthcontrol.inference.placebo_test`): the ratio of an exact
+        pre-period fit divides by it instead of by zero.
     """
 
     treated: Hashable
@@ -75,6 +83,7 @@ class InTimePlaceboResult:
     time: str
     outcome: str
     run: RunLog
+    round_off: float
 
     def __repr__(self) -> str:
         effects = ", ".join(f"{f}: {e:.4g}" for f, e in self.table["fake_effect"].items())
@@ -92,7 +101,7 @@ class InTimePlaceboResult:
             rows[start] = {
                 "pre_rmspe": float(pre),
                 "fake_rmspe": float(fake),
-                "ratio": float(fake / pre) if pre > 0 else np.inf,
+                "ratio": float(over_pre_rmspe(fake, pre, self.round_off)),
                 "fake_effect": float(gap[self.fake_masks[i]].mean()),
                 "n_fit_periods": int(self.pre_masks[i].sum()),
                 "predictors": ", ".join(self.predictors[i]),
@@ -139,6 +148,7 @@ def in_time_placebo(
     *,
     data: pd.DataFrame | Panel | None = None,
     n_jobs: int | None = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
 ) -> InTimePlaceboResult:
     """Refit with the treatment start moved back to ``fake_start``.
@@ -147,12 +157,13 @@ def in_time_placebo(
     ----------
     result : SynthResult
     fake_start : period or sequence of periods
-        Fake treatment start(s), before the real one.
+        Fake treatment start(s), before the real one, each once; converted to the
+        period column's type when the conversion is exact (``"1985"`` for years).
     data : DataFrame or Panel, optional
         No longer needed and ignored: the design keeps the panel it was built from
         (see :meth:`~synthcontrol.spec.Design.shift`). Accepted so that older calls
         keep working.
-    n_jobs, progress
+    n_jobs, checkpoint_dir, progress
         As in :func:`~synthcontrol.inference.placebo_test`.
 
     Returns
@@ -176,14 +187,17 @@ def in_time_placebo(
     True
     """
     result = check_result(result, "in_time_placebo")
-    starts = tuple(np.atleast_1d(np.asarray(fake_start, dtype=object)).tolist())
+    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
+    starts = _fake_starts(fake_start, result.design)
     designs = [result.design.shift(start) for start in starts]
     jobs = [
         Refit(design=d, options=result.options,
               predictor_weights=_kept_weights(result, d) if result.predictor_weights_given else None)
         for d in designs
     ]
-    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, progress=progress,
+    checkpoint = open_checkpoint(checkpoint_dir, "in_time_placebo", jobs, [f"fake_start:{s}" for s in starts])
+    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
                              description=f"in-time placebos of {result.treated}")
     design = result.design
     periods = np.array(design.periods, dtype=object)
@@ -197,12 +211,27 @@ def in_time_placebo(
         pre_masks=frozen([np.isin(periods, p[d.pre_mask]) for d, p in zip(designs, shifted_periods)], bool),
         fake_masks=frozen([(periods >= s) & ~design.post_mask for s in starts], bool),
         predictors=tuple(d.predictor_labels for d in designs),
-        real_ratio=result.post_rmspe / result.pre_rmspe,
+        real_ratio=float(over_pre_rmspe(result.post_rmspe, result.pre_rmspe, round_off_floor(design.outcome))),
         real_average_effect=result.average_effect,
         time=design.spec.time,
         outcome=design.spec.outcome,
         run=log,
+        round_off=round_off_floor(design.outcome),
     )
+
+
+def _fake_starts(fake_start: object, design: Design) -> tuple:
+    """The fake starts as a tuple of the design's period type, each once."""
+    if fake_start is None:
+        raise ArgumentError("fake_start is None; give a period (or a list of periods) before the treatment start")
+    given = list(fake_start) if isinstance(fake_start, (list, tuple, range, np.ndarray, pd.Index)) else [fake_start]
+    if not given:
+        raise ArgumentError("fake_start is empty; give at least one period before the treatment start")
+    starts = tuple(coerce_period(s, design.periods, argument="fake_start", column=design.spec.time) for s in given)
+    repeated = sorted({str(s) for s in starts if starts.count(s) > 1})
+    if repeated:
+        raise ArgumentError(f"fake_start lists {repeated} more than once; give each fake start once")
+    return starts
 
 
 def _kept_weights(result: SynthResult, design: Design) -> tuple:

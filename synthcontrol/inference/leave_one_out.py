@@ -10,6 +10,8 @@ from typing import Callable, Hashable
 import numpy as np
 import pandas as pd
 
+from .._validation import check_directory, check_n_jobs, check_number, check_progress
+from ..errors import ArgumentError
 from ..results import Summary, SynthResult
 from ._common import Refit, check_result, frozen, open_checkpoint, refit, rmspe
 from .runner import RunLog, run_tasks
@@ -137,7 +139,7 @@ def leave_one_out(
     result : SynthResult
     min_weight : float, default 1e-6
         Donors with a weight above this are dropped in turn (a positive weight up
-        to the solver's round-off).
+        to the solver's round-off); a number in (0, 1).
     n_jobs, checkpoint_dir, progress
         As in :func:`~synthcontrol.inference.placebo_test`.
 
@@ -157,7 +159,15 @@ def leave_one_out(
     True
     """
     result = check_result(result, "leave_one_out", min_donors=3)
+    min_weight = check_number(min_weight, "min_weight", low=0.0, high=1.0, low_open=True, high_open=True)
+    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     weights = result.weights[result.weights > min_weight].sort_values(ascending=False, kind="stable")
+    if weights.empty:
+        raise ArgumentError(
+            f"min_weight={min_weight!r}: no donor of {result.treated!r} has a larger weight (the largest is "
+            f"{result.weights.max():.4g}); lower min_weight"
+        )
     v = tuple(result.solution.predictor_weights.tolist()) if result.predictor_weights_given else None
     jobs = [
         Refit(design=result.design, options=result.options, drop=(donor,), predictor_weights=v)

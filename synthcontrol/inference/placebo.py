@@ -15,10 +15,22 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from .._validation import check_bool, check_directory, check_n_jobs, check_progress, describe
+from ..errors import ArgumentError, SpecError
 from ..estimators import warn_flagged
 from ..results import Summary, SynthResult
-from ._common import Refit, check_result, conservative_rank, frozen, open_checkpoint, refit, refit_key, rmspe
+from ._common import (
+    Refit,
+    check_result,
+    conservative_rank,
+    frozen,
+    open_checkpoint,
+    over_pre_rmspe,
+    refit,
+    refit_key,
+    rmspe,
+    round_off_floor,
+)
 from .runner import RunLog, run_tasks
 
 __all__ = ["placebo_test", "placebo_tests", "PlaceboResult", "ADH_CUTOFFS"]
@@ -59,6 +71,10 @@ class PlaceboResult:
         True when the placebos used the treated unit's predictor weights.
     run : RunLog
         How many fits were computed and how many read back from a checkpoint.
+    round_off : float
+        Gaps up to this size are round-off (``ROUND_OFF`` times the largest absolute
+        outcome of the design, see :mod:`synthcontrol.inference._common`): they
+        count as zero in a numerator, and no pre-period RMSPE divides by less.
     """
 
     units: tuple
@@ -75,6 +91,7 @@ class PlaceboResult:
     treatment_start: Hashable
     reused_predictor_weights: bool
     run: RunLog
+    round_off: float
 
     def __repr__(self) -> str:
         return (
@@ -92,7 +109,7 @@ class PlaceboResult:
         and its rank (1 = largest, ties counted against the unit), the pre-MSPE
         relative to the treated unit's, the average post gap and the standardised
         effect (average post gap / pre RMSPE) with its ranks."""
-        stats = _unit_statistics(self.gap_matrix, self.pre_mask, self.post_mask)
+        stats = _unit_statistics(self.gap_matrix, self.pre_mask, self.post_mask, self.round_off)
         stats["treated"] = np.arange(len(self.units)) == 0
         stats["loss_v"] = self.loss_v
         return pd.DataFrame(stats, index=pd.Index(self.units, name="unit"))
@@ -136,7 +153,7 @@ class PlaceboResult:
         for cutoff in (*self.cutoffs, np.inf):
             kept = (table["pre_mspe_ratio"] <= cutoff).to_numpy(copy=True)
             kept[0] = True
-            stats = _unit_statistics(self.gap_matrix[:, kept], self.pre_mask, self.post_mask)
+            stats = _unit_statistics(self.gap_matrix[:, kept], self.pre_mask, self.post_mask, self.round_off)
             n = int(kept.sum())
             rows[cutoff] = {
                 "n_units": n,
@@ -150,8 +167,10 @@ class PlaceboResult:
     @property
     def period_p_values(self) -> pd.DataFrame:
         """Per post-period p-value: rank of the treated unit's absolute gap divided by
-        its pre RMSPE among all units, over the number of units."""
-        scaled = np.abs(self.gap_matrix[self.post_mask]) / rmspe(self.gap_matrix, self.pre_mask)
+        its pre RMSPE among all units, over the number of units (with the round-off
+        floor, see :attr:`round_off`)."""
+        pre = rmspe(self.gap_matrix, self.pre_mask)
+        scaled = over_pre_rmspe(np.abs(self.gap_matrix[self.post_mask]), pre, self.round_off)
         ranks = np.array([conservative_rank(row)[0] for row in scaled])
         index = pd.Index(np.array(self.periods, dtype=object)[self.post_mask], name=self.time)
         return pd.DataFrame(
@@ -193,14 +212,16 @@ class PlaceboResult:
         return plot_ratios(self, ax=ax)
 
 
-def _unit_statistics(gaps: np.ndarray, pre: np.ndarray, post: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-unit statistics of gap paths (column 0: the treated unit)."""
+def _unit_statistics(gaps: np.ndarray, pre: np.ndarray, post: np.ndarray, floor: float) -> dict[str, np.ndarray]:
+    """Per-unit statistics of gap paths (column 0: the treated unit), with ``floor``
+    the size below which a gap is round-off (never NaN: an exact pre-period fit has
+    a ratio of post RMSPE over the floor, or 0 when the post-period fit is exact too)."""
     pre_rmspe, post_rmspe = rmspe(gaps, pre), rmspe(gaps, post)
     average = gaps[post].mean(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = post_rmspe / pre_rmspe
-        standardised = average / pre_rmspe
-        pre_mspe_ratio = pre_rmspe**2 / pre_rmspe[0] ** 2
+    ratio = over_pre_rmspe(post_rmspe, pre_rmspe, floor)
+    standardised = over_pre_rmspe(average, pre_rmspe, floor)
+    floored_pre = np.maximum(pre_rmspe, floor)
+    pre_mspe_ratio = (floored_pre / floored_pre[0]) ** 2
     return {
         "pre_rmspe": pre_rmspe,
         "post_rmspe": post_rmspe,
@@ -270,6 +291,8 @@ def placebo_test(
     ------
     CheckpointError
         When ``checkpoint_dir`` is corrupted or holds another job's results.
+    ArgumentError
+        An argument of the wrong type or out of range, named in the message.
 
     Notes
     -----
@@ -278,7 +301,17 @@ def placebo_test(
     ``p_value`` ranks the post/pre RMSPE ratio (both directions of effect);
     ``p_negative`` and ``p_positive`` rank the standardised effect, the average
     post-period gap divided by the pre-period RMSPE, ascending and descending.
-    Ties always count against the treated unit.
+    Ties, up to round-off, always count against the treated unit, so every p-value
+    is at least ``1 / N`` with ``N`` units.
+
+    Exact pre-period fits (a unit inside its donors' hull, or a placebo whose twin is
+    a donor) make the pre-period RMSPE zero. Gaps up to ``1e-8`` times the largest
+    absolute outcome of the design are treated as round-off: as zero in a numerator,
+    and as the smallest pre-period RMSPE a ratio divides by
+    (:attr:`PlaceboResult.round_off`). An exact fit followed by a real gap then
+    ranks as extreme, an exact fit throughout (ratio 0) as not extreme at all, and
+    no statistic is NaN. Units are sorted in the panel, so the order of the data's
+    rows never changes a p-value.
 
     On California (ADH 2010 specification) the extra start lowered the fit-window
     loss of 2 of the 38 placebos (Missouri 1.816 to 1.514, Mississippi 4.179 to
@@ -299,8 +332,13 @@ def placebo_test(
     True
     """
     result = check_result(result, "placebo_test", min_donors=3)
+    cutoffs = _cutoffs(mspe_cutoff)
+    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
+    reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
+    start_from_treated = check_bool(start_from_treated, "start_from_treated")
     (test,) = shared_placebo_tests(
-        [result], kind="placebo", cutoffs=_cutoffs(mspe_cutoff), reuse_predictor_weights=reuse_predictor_weights,
+        [result], kind="placebo", cutoffs=cutoffs, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
         description=f"placebo test of {result.treated}",
     )
@@ -358,6 +396,10 @@ def placebo_tests(
     treated = [r.treated for r in fits]
     if len(set(treated)) < len(treated):
         raise SpecError(f"placebo_tests got the same treated unit twice: {treated}")
+    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
+    reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
+    start_from_treated = check_bool(start_from_treated, "start_from_treated")
     tests = shared_placebo_tests(
         fits, kind="placebo tests", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
@@ -433,11 +475,18 @@ def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_
 
 
 def _cutoffs(mspe_cutoff: float | Sequence[float] | None) -> tuple:
-    extra = () if mspe_cutoff is None else np.atleast_1d(np.asarray(mspe_cutoff, dtype=float)).tolist()
-    bad = [c for c in extra if not np.isfinite(c) or c <= 0]
-    if bad:
-        raise SpecError(f"mspe_cutoff must be positive finite numbers, got {bad}")
-    return tuple(sorted(set(ADH_CUTOFFS) | set(extra)))
+    if mspe_cutoff is None:
+        return ADH_CUTOFFS
+    given = mspe_cutoff if isinstance(mspe_cutoff, (list, tuple, np.ndarray, pd.Series)) else [mspe_cutoff]
+    values = np.asarray(given, dtype=object).ravel().tolist()
+    for value in values:
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+        if not number or not np.isfinite(value) or value <= 0:
+            raise ArgumentError(
+                f"mspe_cutoff must be a positive finite number or a list of them (multiples of the "
+                f"treated unit's pre-period MSPE); got {describe(value)}"
+            )
+    return tuple(sorted(set(ADH_CUTOFFS) | {float(v) for v in values}))
 
 
 def placebo_result(
@@ -463,4 +512,5 @@ def placebo_result(
         treatment_start=design.spec.treatment_start,
         reused_predictor_weights=reuse_predictor_weights or result.predictor_weights_given,
         run=log,
+        round_off=round_off_floor(design.outcome),
     )

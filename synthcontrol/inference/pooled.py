@@ -19,9 +19,10 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_progress, check_seed
+from ..errors import ArgumentError, SpecError
 from ..results import Summary, SynthResult
-from ._common import check_result, frozen, rmspe
+from ._common import check_result, frozen, over_pre_rmspe, rmspe
 from .placebo import ADH_CUTOFFS, PlaceboResult, shared_placebo_tests
 
 __all__ = ["pooled_test", "PooledResult"]
@@ -149,17 +150,24 @@ def pooled_test(
     n_jobs : int or None, default 1
         Workers for the placebo fits.
     max_combinations : int, default 100000
-        Enumerate every placebo combination up to this many; sample above it.
+        Enumerate every placebo combination up to this many; sample above it
+        (0: always sample).
     n_draws : int, default 10000
-        Monte Carlo draws when sampling.
+        Monte Carlo draws when sampling (at least 1).
     seed : int, default 0
-        Seed of the Monte Carlo draws.
+        Seed of the Monte Carlo draws (a non-negative integer).
     reuse_predictor_weights, start_from_treated, checkpoint_dir, progress
         As in :func:`~synthcontrol.inference.placebo_test`.
 
     Returns
     -------
     PooledResult
+
+    Notes
+    -----
+    Gaps are standardised with each placebo test's round-off floor (see
+    :func:`~synthcontrol.inference.placebo_test`): an exact pre-period fit divides
+    by the floor rather than by zero, and gaps within it count as zero.
 
     Examples
     --------
@@ -174,7 +182,13 @@ def pooled_test(
     >>> 0 < pooled.p_value <= 1
     True
     """
-    items = list(results.values()) if isinstance(results, Mapping) else list(results)
+    items = _items(results)
+    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
+    max_combinations = check_int(max_combinations, "max_combinations", minimum=0)
+    n_draws, seed = check_int(n_draws, "n_draws", minimum=1), check_seed(seed)
+    reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
+    start_from_treated = check_bool(start_from_treated, "start_from_treated")
+    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     if len(items) < 2:
         raise SpecError(f"pooled_test needs at least two treated units, got {len(items)}")
     bad = [i for i, item in enumerate(items) if not isinstance(item, (SynthResult, PlaceboResult))]
@@ -202,6 +216,17 @@ def pooled_test(
         placebos=placebos,
         time=placebos[0].time,
     )
+
+
+def _items(results: object) -> list:
+    if isinstance(results, Mapping):
+        return list(results.values())
+    if isinstance(results, (SynthResult, PlaceboResult, str)) or not isinstance(results, Sequence):
+        raise ArgumentError(
+            "results must be a list of SynthResult or PlaceboResult (one per treated unit) or the "
+            f"SynthResults of a fit with several treated units; got {type(results).__name__}"
+        )
+    return list(results)
 
 
 def _run_placebos(items: list, n_jobs: int | None, reuse: bool, start_from_treated: bool,
@@ -235,9 +260,10 @@ def _common_post_periods(placebos: Sequence[PlaceboResult]) -> tuple:
 
 
 def _standardised(placebo: PlaceboResult) -> np.ndarray:
-    """Post-period gaps divided by each unit's pre RMSPE (column 0: the treated unit)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return placebo.gap_matrix[placebo.post_mask] / rmspe(placebo.gap_matrix, placebo.pre_mask)
+    """Post-period gaps divided by each unit's pre RMSPE (column 0: the treated unit),
+    with the placebo test's round-off floor."""
+    pre = rmspe(placebo.gap_matrix, placebo.pre_mask)
+    return over_pre_rmspe(placebo.gap_matrix[placebo.post_mask], pre[None, :], placebo.round_off)
 
 
 def _enumerate(scaled: Sequence[np.ndarray]) -> np.ndarray:

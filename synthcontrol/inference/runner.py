@@ -25,6 +25,8 @@ import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,7 +39,18 @@ __all__ = ["Checkpoint", "RunLog", "run_tasks", "fingerprint"]
 
 logger = logging.getLogger("synthcontrol.inference")
 
-_FORMAT = "synthcontrol-checkpoint/1"
+_FORMAT = "synthcontrol-checkpoint/2"
+_MANIFEST = "manifest.json"
+#: How long a process waits for a manifest another process is writing.
+_MANIFEST_WAIT_S = 2.0
+
+
+@cache
+def _package_version() -> str:
+    try:
+        return metadata.version("synthcontrol")
+    except metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 @dataclass(frozen=True)
 class RunLog:
@@ -92,7 +105,16 @@ class Checkpoint:
 
     The manifest records the job's fingerprint and task keys; a directory whose
     manifest or task files do not match is refused with
-    :class:`~synthcontrol.errors.CheckpointError` rather than silently reused.
+    :class:`~synthcontrol.errors.CheckpointError` rather than silently reused. The
+    fingerprint stored covers the checkpoint format and the package version too, so
+    results written by another version of synthcontrol are never read back.
+
+    Two processes may open the same directory at once: the manifest is created
+    atomically (written to a temporary file, then hard-linked into place, which
+    fails if it exists), so exactly one process creates it. The other reads it
+    (waiting briefly while it is being written): the same job joins it (task files
+    are written atomically, and equal tasks give equal results, so both processes
+    can only duplicate work); another job is refused.
 
     Parameters
     ----------
@@ -106,31 +128,68 @@ class Checkpoint:
 
     def __init__(self, directory: str | os.PathLike, fingerprint: str, keys: Sequence[str]):
         self.directory = Path(directory)
-        self.fingerprint = fingerprint
+        self.version = _package_version()
+        self.fingerprint = hashlib.sha256(f"{_FORMAT}\x00{self.version}\x00{fingerprint}".encode()).hexdigest()
         self.keys = [str(k) for k in keys]
         self._open()
 
     def _open(self) -> None:
-        manifest = self.directory / "manifest.json"
-        expected = {"format": _FORMAT, "fingerprint": self.fingerprint, "keys": self.keys}
-        if manifest.exists():
-            found = self._read_json(manifest)
-            if found.get("format") != _FORMAT or found.get("fingerprint") != self.fingerprint:
+        self._make_directory()
+        manifest = self.directory / _MANIFEST
+        expected = {"format": _FORMAT, "version": self.version, "fingerprint": self.fingerprint, "keys": self.keys}
+        names = [p.name for p in self.directory.iterdir()]
+        if _MANIFEST not in names:
+            strays = [name for name in names if not name.endswith(".tmp")]
+            if strays:
                 raise CheckpointError(
-                    f"checkpoint directory {str(self.directory)!r} belongs to another job "
-                    f"(fingerprint {str(found.get('fingerprint'))[:12]}... instead of "
-                    f"{self.fingerprint[:12]}...): the data, specification, options or tasks "
-                    "differ; use a new directory or delete this one"
+                    f"checkpoint directory {str(self.directory)!r} has no {_MANIFEST} but holds "
+                    f"{strays[:3]}; it is not a synthcontrol checkpoint: use an empty directory"
                 )
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        strays = [p.name for p in self.directory.iterdir() if not p.name.endswith(".tmp")]
-        if strays:
+            if _create_exclusive(manifest, expected):
+                return
+        self._check_manifest(self._read_manifest(manifest))
+
+    def _make_directory(self) -> None:
+        if self.directory.exists() and not self.directory.is_dir():
             raise CheckpointError(
-                f"checkpoint directory {str(self.directory)!r} has no manifest.json but holds "
-                f"{strays[:3]}; it is not a synthcontrol checkpoint: use an empty directory"
+                f"checkpoint directory {str(self.directory)!r} is a file; give the path of a directory "
+                "(it is created if missing)"
             )
-        _atomic_write(manifest, expected)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CheckpointError(
+                f"cannot create checkpoint directory {str(self.directory)!r} ({error.strerror or error}); "
+                "give a directory you can write to"
+            ) from None
+
+    def _read_manifest(self, manifest: Path) -> dict:
+        """The manifest, waiting a little if another process is still creating it."""
+        deadline = time.monotonic() + _MANIFEST_WAIT_S
+        while True:
+            try:
+                return self._read_json(manifest)
+            except CheckpointError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _check_manifest(self, found: dict) -> None:
+        if found.get("fingerprint") == self.fingerprint and found.get("format") == _FORMAT:
+            return
+        if found.get("format") != _FORMAT or found.get("version") != self.version:
+            written_by = f"checkpoint format {found.get('format')!r}, synthcontrol {found.get('version', 'unknown')}"
+            raise CheckpointError(
+                f"checkpoint directory {str(self.directory)!r} was written by {written_by}; this is "
+                f"{_FORMAT!r}, synthcontrol {self.version}, whose results may differ: use a new "
+                "directory or delete this one"
+            )
+        raise CheckpointError(
+            f"checkpoint directory {str(self.directory)!r} belongs to another job "
+            f"(fingerprint {str(found.get('fingerprint'))[:12]}... instead of "
+            f"{self.fingerprint[:12]}...): the data, specification, options or tasks "
+            "differ; use a new directory or delete this one"
+        )
 
     def _path(self, index: int) -> Path:
         return self.directory / f"task-{index:06d}.json"
@@ -178,11 +237,44 @@ class Checkpoint:
             "sha256": _digest(result),
             "result": result,
         }
-        _atomic_write(self._path(index), payload)
+        try:
+            _atomic_write(self._path(index), payload)
+        except OSError as error:
+            raise CheckpointError(
+                f"cannot write checkpoint file {str(self._path(index))!r} ({error.strerror or error}); "
+                "free space or choose another checkpoint directory (finished tasks are kept)"
+            ) from None
 
 
 def _digest(result: Any) -> str:
     return hashlib.sha256(json.dumps(result, sort_keys=True).encode()).hexdigest()
+
+
+def _create_exclusive(path: Path, content: dict) -> bool:
+    """Create ``path`` holding ``content`` unless it exists; False when another
+    process created it first. Atomic: the file appears complete or not at all."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(content, stream)
+        try:
+            os.link(temporary, path)  # fails if path exists, unlike a rename
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system: exclusive creation instead
+            return _create_exclusive_without_links(path, content)
+        return True
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _create_exclusive_without_links(path: Path, content: dict) -> bool:
+    try:
+        with open(path, "x", encoding="utf-8") as stream:
+            json.dump(content, stream)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _atomic_write(path: Path, content: dict) -> None:

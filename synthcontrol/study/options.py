@@ -7,7 +7,7 @@ from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError, SpecError
 from ..estimators import ESTIMATORS
-from ..estimators import _options as checked_fit_options  # the checks sc.fit applies
+from ..estimators import check_fit_options  # the checks sc.fit applies
 from ..results import FitOptions
 from .model import REFERENCE_ESTIMATOR, Estimator, InferenceOptions, SpecCurveOptions
 from .schema import SCOPES, check_table, choice, nonempty, unknown, window
@@ -43,10 +43,9 @@ def estimators(table: Mapping[str, Any]) -> tuple[tuple[Estimator, ...], Literal
 def fit_options(table: Mapping[str, Any]) -> FitOptions:
     """The ``[fit]`` search settings, checked as :func:`synthcontrol.fit` checks them."""
     check_table(table, "fit", "fit")
-    defaults = FitOptions()
-    values = {key: table.get(key, getattr(defaults, key)) for key in defaults.search_options()}
+    known = FitOptions().search_options()
     try:
-        return checked_fit_options(**values)
+        return check_fit_options(FitOptions(**{key: table[key] for key in known if key in table}))
     except SpecError as error:
         raise ConfigError(f"[fit]: {error}") from error
 
