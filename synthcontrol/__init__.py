@@ -31,6 +31,7 @@ from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
+from .variants import SeveralTreatedResult, fit_several
 from .config import StudyConfig, load_config
 from .study import StudyResult, run_study
 from .report import write_report
@@ -43,6 +44,8 @@ __all__ = [
     "at",
     "mean",
     "fit",
+    "fit_several",
+    "SeveralTreatedResult",
     "cross_validate_predictor_weights",
     "Panel",
     "FitOptions",

@@ -27,6 +27,8 @@ __all__ = [
     "SynthControlWarning",
     "ConvergenceWarning",
     "DroppedDonorsWarning",
+    "PostTreatmentPredictorWarning",
+    "InferenceWarning",
 ]
 
 
@@ -99,3 +101,15 @@ class ConvergenceWarning(SynthControlWarning):
 
 class DroppedDonorsWarning(SynthControlWarning):
     """Donors were dropped because they lack data the specification needs."""
+
+
+class PostTreatmentPredictorWarning(SynthControlWarning):
+    """A predictor is measured at or after the treatment start, so the treated
+    unit's value may already carry the effect (accepted, as R Synth does, so that
+    published specifications such as Abadie, Diamond and Hainmueller 2015 can be
+    reproduced as written)."""
+
+
+class InferenceWarning(SynthControlWarning):
+    """An inference result is less informative than asked for (for example no
+    confidence interval can be finite at the requested level)."""
