@@ -228,7 +228,7 @@ def fit_augmented(
         ("cv_errors", cv),
         ("negative_weights", bool(np.any(w < 0))),
         ("scm_weights", tuple(base.weights.tolist())),
-        ("scm_average_effect", float(np.mean(scm_gap[post]))),
+        ("scm_average_effect", float(np.mean(scm_gap[post])) if post.any() else float("nan")),
         ("scm_pre_rmspe", float(np.sqrt(np.mean(scm_gap[design.pre_mask] ** 2)))),
     )
     return SynthResult(

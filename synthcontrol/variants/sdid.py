@@ -127,6 +127,8 @@ def sdid_estimate(
     2.0
     """
     Y0_pre, Y0_post = Y0[pre], Y0[post]
+    if not post.any() and not uniform:
+        raise SpecError("synthetic difference in differences needs a post-period for its time weights")
     if uniform:
         omega = np.full(Y0.shape[1], 1.0 / Y0.shape[1])
         lam = np.full(int(pre.sum()), 1.0 / pre.sum())
@@ -135,7 +137,8 @@ def sdid_estimate(
         lam = ridge_simplex(Y0_pre.T, Y0_post.mean(axis=0), zeta_lambda)
     synthetic = Y0 @ omega
     intercept = float(lam @ (y1[pre] - synthetic[pre]))
-    tau = float(np.mean(y1[post] - synthetic[post]) - intercept)
+    # Without a post-period (a conformal null refit of DID) only the path is defined.
+    tau = float(np.mean(y1[post] - synthetic[post]) - intercept) if post.any() else float("nan")
     return SDIDEstimate(tau, omega, lam, intercept)
 
 
@@ -204,7 +207,7 @@ def _fit(design: Design, options: FitOptions, name: str, uniform: bool) -> Synth
     ]
     if not uniform:
         details += [("zeta_omega", zeta_omega), ("zeta_lambda", zeta_lambda)]
-    if settings["se"]:
+    if settings["se"] and post.any():
         se, _ = placebo_standard_error(Y0, pre, post, **zetas)
         details.append(("se", se))
     residual = (y1 - Y0 @ est.unit_weights - est.intercept)[pre]
