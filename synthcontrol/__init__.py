@@ -21,11 +21,13 @@ from .inference import (
     LeaveOneOutResult,
     PlaceboResult,
     PooledResult,
+    PredictionIntervalResult,
     conformal,
     in_time_placebo,
     leave_one_out,
     placebo_test,
     pooled_test,
+    prediction_intervals,
 )
 from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
@@ -63,6 +65,8 @@ __all__ = [
     "leave_one_out",
     "pooled_test",
     "conformal",
+    "prediction_intervals",
+    "PredictionIntervalResult",
     "PlaceboResult",
     "InTimePlaceboResult",
     "LeaveOneOutResult",
