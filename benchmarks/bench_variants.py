@@ -28,11 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "synthcontrol" / "datasets" / "data"
 PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
-#: Outcome-only designs: (file, outcome, treated, treatment start, donors excluded).
+#: Outcome-only designs: (file, outcome, treated, treatment start, donors excluded,
+#: outcome divisor). Texas prisoners are counted in thousands: scpi's cvxpy fit reports
+#: the raw counts' problem "infeasible_inaccurate" (badly scaled); Vermont's count is
+#: constant before 1993, which scpi (and synthcontrol's prediction intervals) refuse.
 DESIGNS = {
-    "california": ("smoking.csv", "cigsale", "California", 1989, ()),
-    "basque": ("basque.csv", "gdpcap", "Basque Country (Pais Vasco)", 1970, ("Spain (Espana)",)),
-    "texas": ("texas.csv", "bmprison", "Texas", 1993, ()),
+    "california": ("smoking.csv", "cigsale", "California", 1989, (), 1.0),
+    "basque": ("basque.csv", "gdpcap", "Basque Country (Pais Vasco)", 1970, ("Spain (Espana)",), 1.0),
+    "texas": ("texas.csv", "bmprison", "Texas", 1993, ("Vermont",), 1000.0),
 }
 ROBUST_OPTIONS = ({"sv_count": 2, "lambda_": 0.1}, {"sv_count": 4, "lambda_": 1.0})
 #: Block and staggered adoption on the smoking data (treated units: start).
@@ -42,9 +45,10 @@ SEVERAL_ESTIMATORS = {"sdid": "synthdid", "sc": "sc", "did": "did"}
 
 def design_frame(name: str) -> tuple[pd.DataFrame, str, str, int, list[str]]:
     """Long frame of the outcome, the treated unit, start and donors of a design."""
-    file, outcome, treated, start, excluded = DESIGNS[name]
+    file, outcome, treated, start, excluded, divisor = DESIGNS[name]
     frame = pd.read_csv(DATA / file)[["unit", "time", outcome]]
     frame = frame[~frame["unit"].isin(excluded)].reset_index(drop=True)
+    frame[outcome] = frame[outcome] / divisor
     donors = sorted(u for u in frame["unit"].unique() if u != treated)
     return frame, outcome, treated, start, donors
 
@@ -118,16 +122,23 @@ def peer_several() -> dict[str, Any]:
 
 
 def run_peers(quick: bool) -> dict[str, Any]:
-    """Every peer figure (run inside ``.venv-bench``)."""
+    """Every peer figure (run inside ``.venv-bench``); a failing call is recorded."""
     names = ["california"] if quick else list(DESIGNS)
     versions = {d: _version(d) for d in ("pysyncon", "scpi_pkg", "synthdid-py")}
     return {
         "versions": versions,
-        "augsynth": {n: peer_augsynth(n) for n in names},
-        "robust": {n: [peer_robust(n, o) for o in ROBUST_OPTIONS] for n in names},
-        "scpi": {n: peer_scpi(n, 200 if quick else 1000) for n in names},
+        "augsynth": {n: _guarded(peer_augsynth, n) for n in names},
+        "robust": {n: [_guarded(peer_robust, n, o) for o in ROBUST_OPTIONS] for n in names},
+        "scpi": {n: _guarded(peer_scpi, n, 200 if quick else 1000) for n in names},
         "several": peer_several(),
     }
+
+
+def _guarded(function, *args) -> dict[str, Any]:
+    try:
+        return function(*args)
+    except Exception as error:  # noqa: BLE001 -- a peer failing is a result, reported
+        return {"error": f"{type(error).__name__}: {str(error)[:160]}"}
 
 
 def _version(dist: str) -> str | None:
@@ -207,7 +218,8 @@ def render(peers: dict[str, Any], quick: bool) -> str:
     lines = [
         f"Peers: pysyncon {v['pysyncon']}, scpi_pkg {v['scpi_pkg']}, synthdid-py {v['synthdid-py']} "
         "(`.venv-bench`), on the shipped outcome-only designs (California 1989, Basque 1970 without "
-        "Spain, Texas 1993; every other unit a donor).",
+        "Spain, Texas 1993 with black male prisoners in thousands and without Vermont; every other "
+        "unit a donor).",
         "",
         "**Ridge-augmented SC** (`estimator=\"augmented\"` vs pysyncon `AugSynth.fit(use_covariates=False)`, "
         "cross-validated lambda, min_1se):",
@@ -217,6 +229,9 @@ def render(peers: dict[str, Any], quick: bool) -> str:
     ]
     for n in names:
         o, p = ours_augsynth(n), peers["augsynth"][n]
+        if "error" in p:
+            lines.append(f"| {n} | {o['lambda']:.6g} | failed: {p['error']} | {o['effect']:.5f} | |")
+            continue
         lines.append(f"| {n} | {o['lambda']:.6g} | {p['lambda']:.6g} | {o['effect']:.5f} | {p['effect']:.5f} |")
     lines += ["", "**Robust SC** (`estimator=\"robust\"` vs pysyncon `RobustSynth`, same `sv_count` and "
               "`lambda_`): largest absolute weight difference.", "",
@@ -226,8 +241,9 @@ def render(peers: dict[str, Any], quick: bool) -> str:
         diffs = []
         for options, theirs in zip(ROBUST_OPTIONS, peers["robust"][n]):
             ours = ours_robust(n, options)
-            diffs.append(max(abs(ours[u] - theirs[u]) for u in theirs))
-        lines.append(f"| {n} | " + " | ".join(f"{d:.1e}" for d in diffs) + " |")
+            diffs.append(f"failed: {theirs['error']}" if "error" in theirs
+                         else f"{max(abs(ours[u] - theirs[u]) for u in theirs):.1e}")
+        lines.append(f"| {n} | " + " | ".join(diffs) + " |")
     sims = 200 if quick else 1000
     lines += ["", f"**Prediction intervals** (`sc.prediction_intervals` vs scpi_pkg `scpi(w_constr=simplex, "
               f"e_method='all')`, {sims} draws each, different random streams): largest absolute difference "
@@ -238,6 +254,9 @@ def render(peers: dict[str, Any], quick: bool) -> str:
               "|---|---|---|---|---|---|---|---|"]
     for n in names:
         o, p = ours_scpi(n, sims), peers["scpi"][n]
+        if "error" in p:
+            lines.append(f"| {n} | {o['rho']:.4g} / failed: {p['error']} | | | | | | |")
+            continue
         out = {m: _max_diff(np.asarray(o[m]) - np.asarray(o["in_sample"]), np.asarray(p[m]) - np.asarray(p["in_sample"]))
                for m in ("gaussian", "ls", "qreg")}
         w_in, w_gau = _width_ratio(o["in_sample"], p["in_sample"]), _width_ratio(o["gaussian"], p["gaussian"])

@@ -33,7 +33,10 @@ cross-validation over the pre-period:
   smallest mean error; ``min_1se=False`` takes the minimiser.
 
 On California (outcome only, 38 donors) this picks ``lambda`` = 429.8 and an
-average effect of -15.95, as pysyncon 1.7.0's ``AugSynth(use_covariates=False)``.
+average effect of -15.95, as pysyncon 1.7.0's ``AugSynth(use_covariates=False)``;
+on Basque too. pysyncon's grid runs one step higher than augsynth's (from
+``lambda_max * 10^0.4``), so where the one-standard-error rule reaches the top of
+the grid (Texas) pysyncon picks that extra value and we augsynth's ``lambda_max``.
 """
 
 from __future__ import annotations
