@@ -214,6 +214,11 @@ def test_conformal_unattainable_alpha_warns_and_gives_the_whole_line(smoking):
 def test_conformal_refuses_sdid_and_holds_tuning_fixed(smoking, california_outcomes):
     with pytest.raises(SpecError, match="sdid"):
         sc.conformal(sc.fit(smoking, california_outcomes, estimator="sdid"))
+    summary_predictors = dataclasses.replace(california_outcomes, predictors=[
+        sc.mean("cigsale", 1970, 1979), sc.mean("cigsale", 1980, 1988)])
+    fixed_v = sc.fit(smoking, summary_predictors, predictor_weights=[0.5, 0.5])
+    with pytest.warns(InferenceWarning, match="symmetric in time"):
+        sc.conformal(fixed_v, grid=[-5.0, 5.0])
     aug = sc.fit(smoking, california_outcomes, estimator="augmented")
     options = dict(refit_options(aug).estimator_options)
     assert options["lambda_"] == aug.extras["lambda_"]
