@@ -22,18 +22,21 @@ from .inference import (
     LeaveOneOutResult,
     PlaceboResult,
     PooledResult,
+    PredictionIntervalResult,
     conformal,
     in_time_placebo,
     leave_one_out,
     placebo_test,
     placebo_tests,
     pooled_test,
+    prediction_intervals,
 )
 from .panel import Panel
 from .results import FitOptions, Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
 from .study import StudyConfig, StudyResult, load_config, run_study
+from .variants import SeveralTreatedResult, fit_several
 from .report import write_report
 
 __version__ = "0.1.0"
@@ -44,6 +47,8 @@ __all__ = [
     "at",
     "mean",
     "fit",
+    "fit_several",
+    "SeveralTreatedResult",
     "cross_validate_predictor_weights",
     "Panel",
     "FitOptions",
@@ -67,6 +72,8 @@ __all__ = [
     "leave_one_out",
     "pooled_test",
     "conformal",
+    "prediction_intervals",
+    "PredictionIntervalResult",
     "PlaceboResult",
     "InTimePlaceboResult",
     "LeaveOneOutResult",

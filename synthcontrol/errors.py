@@ -31,6 +31,8 @@ __all__ = [
     "ConvergenceWarning",
     "DroppedDonorsWarning",
     "AuditWarning",
+    "PostTreatmentPredictorWarning",
+    "InferenceWarning",
 ]
 
 
@@ -121,3 +123,15 @@ class DroppedDonorsWarning(SynthControlWarning):
 
 class AuditWarning(SynthControlWarning):
     """A fit or placebo test relies on data cells the audit flagged (see ``sc.audit``)."""
+
+
+class PostTreatmentPredictorWarning(SynthControlWarning):
+    """A predictor is measured at or after the treatment start, so the treated
+    unit's value may already carry the effect (accepted, as R Synth does, so that
+    published specifications such as Abadie, Diamond and Hainmueller 2015 can be
+    reproduced as written)."""
+
+
+class InferenceWarning(SynthControlWarning):
+    """An inference result is less informative than asked for (for example no
+    confidence interval can be finite at the requested level)."""

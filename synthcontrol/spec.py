@@ -23,6 +23,7 @@ from .errors import (
     DonorPoolError,
     DroppedDonorsWarning,
     MissingDataError,
+    PostTreatmentPredictorWarning,
     PredictorError,
     SpecError,
     TypeMismatchError,
@@ -634,9 +635,13 @@ def _check_predictor_windows(panel: Panel, spec: Spec, predictors: Sequence[Pred
         if predictor.variable not in panel.values:
             raise SpecError(f"predictor {predictor.label}: variable not loaded into the panel")
         if predictor.end >= spec.treatment_start:
-            raise SpecError(
+            warnings.warn(
                 f"predictor {predictor.label} uses periods from treatment_start="
-                f"{spec.treatment_start!r} on; predictors must be measured before treatment"
+                f"{spec.treatment_start!r} on, so the treated unit's value may already carry "
+                "the effect; accepted (as R Synth does) so that published specifications can "
+                "be reproduced, but prefer predictors measured before treatment",
+                PostTreatmentPredictorWarning,
+                stacklevel=4,
             )
         if not predictor.periods(panel.periods):
             raise SpecError(

@@ -1,51 +1,111 @@
 """Conformal inference (Chernozhukov, Wuethrich and Zhu 2021).
 
-Under the sharp null that the effect in the post-periods is ``theta``, the treated
-outcome without treatment is known there (``y - theta``). The synthetic control is
-refitted on the pre-period *and* those post-periods, and the post-period residuals
-are compared with the residuals moved by every cyclic shift of the time index
-(moving-block permutations). The statistic is ``S_1 = sum |u_t|`` over the post
-block (``q = 1``); the p-value is the share of shifts at least as large.
+Under the sharp null that the effect in the tested post-periods is ``theta``, the
+treated outcome without treatment is known there (``y - theta``). The result's own
+estimator is refitted on the pre-period *and* those post-periods, treated as if they
+were pre-periods (as augsynth's ``conformal_inf`` refits the augmented synthetic
+control), and the residuals of the tested periods are compared with the residuals
+moved by every cyclic shift of the time index (moving-block permutations). The
+statistic is ``S_1 = sum |u_t|`` over the tested block (``q = 1``); the p-value is the
+share of shifts at least as large (ties, up to round-off, count as at least as large).
 
-What is refitted: the outcome-only synthetic control, simplex-constrained least
-squares of the treated outcome on the donor outcomes (the estimator of the paper),
-solved exactly by :func:`synthcontrol.weights.simplex_least_squares` (about half a
-millisecond for California's 20 periods and 38 donors). Refitting the nested predictor-weight search instead would be
-pointless: with the result's predictor weights fixed the donor weights depend on
-pre-period predictors only, so the null would not enter the fit; and searching the
-predictor weights anew at every grid point would cost thousands of nested fits.
+What "refitting the estimator" means, estimator by estimator (every refit goes
+through :func:`~synthcontrol.estimators.fit_design` with the result's own options):
 
-The pre-period is the fit window before treatment (``design.pre_mask``). Per-period
-confidence sets invert the test of one post period at a time (the pre-period plus
-that period) over a grid of effects: the set is every grid value with p-value above
-``alpha``. The joint p-value tests zero effect in all post periods at once.
+* ``classic``, ``penalized``, ``augmented``: the nested search chooses the predictor
+  weights anew on the enlarged fit window, so the null enters through the outcome
+  loss (and, for ``augmented``, through the ridge correction too). With the default
+  spec (the outcome in every fit-window period as predictors) the tested periods
+  become predictors too. Predictor weights fixed by the user stay fixed.
+* ``demeaned``, ``did``, ``robust``: outcome-only fits on the enlarged window.
+* Chernozhukov, Wuethrich and Zhu's p-values are exact for an estimator that treats
+  every period of the refit alike (invariant to reordering them). Outcome-only
+  estimators and the default spec are; predictors that summarise particular
+  pre-periods are not: the refit matches those periods through the predictors but
+  the tested ones only through the outcome loss, and the p-values can be too small
+  (a simulation with three summary predictors gave the smallest attainable p-value
+  in 2 of 8 no-effect panels). Such results get an
+  :class:`~synthcontrol.errors.InferenceWarning`; the p-values are then valid only
+  approximately (when the estimator predicts the counterfactual consistently).
+* Tuning parameters chosen from the data stay at the original fit's choice
+  (:data:`HELD_FIXED`: ``augmented`` and ``penalized`` ``lambda``, ``robust``
+  ``sv_count``), as augsynth holds its cross-validated ``lambda`` in its refits.
+* ``sdid`` is refused: its time weights target the post-period, which a null refit
+  moves into the pre-period, so the estimator is undefined there; use
+  :func:`~synthcontrol.inference.placebo_test` or its ``extras["se"]``.
+
+A test inversion refits the estimator dozens of times per post period. A full
+predictor-weight search costs tenths of a second on California, so by default the
+null refits search locally: one local search from the best of the original fit's
+predictor weights and the default deterministic starts (no random starts, no
+polish). The null moves one period of the outcome loss, so the optimum moves away
+from the original one continuously; on California this costs about a tenth of a
+full search and reached the full search's loss to about 0.1%. ``full_search=True``
+runs the result's own search settings in every refit instead. Either way the tasks
+(one per post period) are spread over ``n_jobs`` workers and can be checkpointed.
+
+Per-period confidence sets invert the test of one post period at a time (the
+pre-period plus that period): the set is every effect with p-value above ``alpha``.
+With ``T0`` pre-periods no p-value is below ``1 / (T0 + 1)``; when ``alpha`` is
+below that, no effect can be rejected, the intervals are the whole line (reported
+as ``-inf, inf``) and an :class:`~synthcontrol.errors.InferenceWarning` says so.
+Otherwise each bound is searched: a grid of effects around the estimate, an outward
+search (doubling the distance) when the grid's end is still accepted, then
+bisection between the outermost accepted and the first rejected effect; the
+reported bound is that rejected effect, so the interval never leaves out an effect
+the search found acceptable. A side still accepted after the outward search is
+unbounded (``-inf`` or ``inf``, flagged ``lower_open`` / ``upper_open``). The joint
+p-value tests zero effect in all post periods at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, replace
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .._validation import check_int, check_n_jobs, check_number, check_progress
-from ..errors import SpecError
-from ..results import Summary, SynthResult
+from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_number, check_progress
+from ..errors import InferenceWarning, SpecError
+from ..estimators import fit_design
+from ..results import FitOptions, Summary, SynthResult
+from ..spec import Design, _is_constant
 from ..weights import simplex_least_squares
-from ._common import check_result, frozen
+from ._common import check_result, design_parts, frozen, open_checkpoint
 from .runner import RunLog, run_tasks
 
-__all__ = ["conformal", "ConformalResult", "conformal_p_value"]
+__all__ = ["conformal", "ConformalResult", "conformal_p_value", "block_p_value", "null_design", "refit_options"]
+
+#: Estimators conformal inference cannot refit under the null, with the reason.
+REFUSED = {
+    "sdid": "its time weights target the post-period, which a conformal refit moves into the "
+    "pre-period, so the estimator is undefined under the null; use placebo_test (or "
+    "result.extras['se']) instead",
+}
+#: Tuning parameters an estimator chooses from the data, held at the original fit's
+#: choice in every null refit, as augsynth holds its cross-validated ``lambda``
+#: (``extra_args$lambda``): estimator -> {option: extras key, or None to unset it}.
+HELD_FIXED = {
+    "augmented": {"lambda_": "lambda_"},
+    "penalized": {"lambda_": "lambda_"},
+    "robust": {"sv_count": "sv_count", "threshold": None},
+}
+_MAX_DOUBLINGS = 12  # outward search: up to 4096 times the grid's half-width
+_REFINE = 1e-3  # bisection stops when a bound is known to this share of the grid's width
 
 
 @dataclass(frozen=True, eq=False)
 class ConformalResult:
-    """Conformal p-values and per-period confidence sets.
+    """Conformal p-values and per-period confidence intervals.
 
     Attributes
     ----------
     treated : hashable
+    estimator : str
+        The estimator refitted under each null.
     post_periods : tuple
     estimates : ndarray, shape (T1,)
         The fit's effects (gaps) in the post-periods.
@@ -54,28 +114,37 @@ class ConformalResult:
     joint_p_value : float
         P-value of zero effect in every post period (moving-block permutations).
     grid : ndarray, shape (T1, G)
-        Effects tested per period.
+        Effects tested per period on the regular grid.
     grid_p_values : ndarray, shape (T1, G)
         Their p-values.
+    lower, upper : ndarray, shape (T1,)
+        Interval bounds after the outward search and bisection (``-inf`` / ``inf``
+        where no effect on that side could be rejected).
     alpha : float
+    min_p_value : float
+        Smallest attainable per-period p-value, ``1 / (T0 + 1)``.
     time : str
     run : RunLog
     """
 
     treated: Hashable
+    estimator: str
     post_periods: tuple
     estimates: np.ndarray
     p_values: np.ndarray
     joint_p_value: float
     grid: np.ndarray
     grid_p_values: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
     alpha: float
+    min_p_value: float
     time: str
     run: RunLog
 
     def __repr__(self) -> str:
         return (
-            f"<ConformalResult: {self.treated!r}, joint p = {self.p_value:.4g}, "
+            f"<ConformalResult {self.estimator}: {self.treated!r}, joint p = {self.p_value:.4g}, "
             f"{1 - self.alpha:.0%} intervals for {len(self.post_periods)} periods>"
         )
 
@@ -87,28 +156,30 @@ class ConformalResult:
     @property
     def table(self) -> pd.DataFrame:
         """Per post period: estimate, p-value of zero effect, and the confidence
-        interval (the hull of the accepted grid values). ``lower_open`` or
-        ``upper_open`` flag an interval that reaches the end of the grid: widen it.
-        ``connected`` is False when the accepted set has holes."""
+        interval. ``lower_open`` / ``upper_open`` flag an unbounded side;
+        ``connected`` is False when the accepted grid effects have holes (the
+        interval is then their hull)."""
         accepted = self.grid_p_values > self.alpha
-        rows = []
-        for grid, ok in zip(self.grid, accepted):
-            hits = np.flatnonzero(ok)
-            rows.append({
-                "lower": grid[hits[0]] if hits.size else np.nan,
-                "upper": grid[hits[-1]] if hits.size else np.nan,
-                "lower_open": bool(ok[0]),
-                "upper_open": bool(ok[-1]),
-                "connected": bool(hits.size == 0 or hits[-1] - hits[0] + 1 == hits.size),
-            })
-        table = pd.DataFrame(rows, index=pd.Index(self.post_periods, name=self.time))
-        table.insert(0, "p_value", self.p_values)
-        table.insert(0, "estimate", self.estimates)
-        return table
+        connected = [
+            bool(hits.size == 0 or hits[-1] - hits[0] + 1 == hits.size)
+            for hits in (np.flatnonzero(row) for row in accepted)
+        ]
+        return pd.DataFrame(
+            {
+                "estimate": self.estimates,
+                "p_value": self.p_values,
+                "lower": self.lower,
+                "upper": self.upper,
+                "lower_open": np.isneginf(self.lower),
+                "upper_open": np.isposinf(self.upper),
+                "connected": connected,
+            },
+            index=pd.Index(self.post_periods, name=self.time),
+        )
 
     @property
     def p_grid(self) -> pd.DataFrame:
-        """Long frame of every tested effect: period, effect, p-value."""
+        """Long frame of every effect of the regular grid: period, effect, p-value."""
         G = self.grid.shape[1]
         return pd.DataFrame({
             self.time: np.repeat(np.array(self.post_periods, dtype=object), G),
@@ -118,16 +189,18 @@ class ConformalResult:
 
     def summary(self) -> Summary:
         """Per-period intervals and the joint p-value (prints nothing)."""
-        return Summary(
-            f"Conformal inference for {self.treated}",
-            {"Post periods": self.table},
-            (
-                f"Joint p-value of no effect in any post period: {self.joint_p_value:.4g} "
-                "(moving-block permutations, S_1 statistic).",
-                f"{1 - self.alpha:.0%} confidence intervals by test inversion with the "
-                "outcome-only synthetic control refitted under each null.",
-            ),
-        )
+        notes = [
+            f"Joint p-value of no effect in any post period: {self.joint_p_value:.4g} "
+            "(moving-block permutations, S_1 statistic).",
+            f"{1 - self.alpha:.0%} confidence intervals by test inversion, the '{self.estimator}' "
+            "estimator refitted under each null.",
+        ]
+        if self.alpha < self.min_p_value:
+            notes.append(
+                f"alpha = {self.alpha:.4g} is below the smallest attainable p-value "
+                f"{self.min_p_value:.4g}: no effect can be rejected, the intervals are unbounded."
+            )
+        return Summary(f"Conformal inference for {self.treated}", {"Post periods": self.table}, tuple(notes))
 
     def plot(self, ax=None):
         """Estimates with their confidence bands; returns the Axes."""
@@ -136,9 +209,25 @@ class ConformalResult:
         return plot_conformal(self, ax=ax)
 
 
+def block_p_value(residuals: np.ndarray, n_post: int) -> float:
+    """Moving-block p-value of the last ``n_post`` residuals (``S_1`` statistic).
+
+    Examples
+    --------
+    >>> block_p_value(np.array([0.1, -0.2, 0.1, 0.15, 3.0]), 1)
+    0.2
+    """
+    u = np.abs(np.asarray(residuals, dtype=float))
+    T = u.size
+    # S_1 of every cyclic shift: the sum of |u| over the post block moved by j.
+    shifted = np.array([u[(np.arange(T - n_post, T) + j) % T].sum() for j in range(T)])
+    return float(np.mean(shifted >= shifted[0] * (1 - 1e-12)))
+
+
 def conformal_p_value(y: np.ndarray, Z: np.ndarray, n_post: int) -> float:
-    """Moving-block p-value that the last ``n_post`` rows of ``y`` follow the synthetic
-    control of ``Z`` fitted on every row.
+    """Moving-block p-value that the last ``n_post`` rows of ``y`` follow the
+    outcome-only synthetic control of ``Z`` fitted on every row (the estimator of
+    Chernozhukov, Wuethrich and Zhu's synthetic control example).
 
     Parameters
     ----------
@@ -162,22 +251,101 @@ def conformal_p_value(y: np.ndarray, Z: np.ndarray, n_post: int) -> float:
     0.05
     """
     w, _ = simplex_least_squares(Z - y[:, None])
-    u = np.abs(y - Z @ w)
-    T = u.size
-    # S_1 of every cyclic shift: the sum of |u| over the post block moved by j.
-    shifted = np.array([u[(np.arange(T - n_post, T) + j) % T].sum() for j in range(T)])
-    return float(np.mean(shifted >= shifted[0] * (1 - 1e-12)))
+    return block_p_value(y - Z @ w, n_post)
 
 
-def _period_p_values(job: tuple) -> list:
-    """P-values of every effect in ``grid`` for one post period (a runner task)."""
-    y, Z, grid = job
-    values = []
-    for theta in grid:
-        adjusted = y.copy()
-        adjusted[-1] -= theta
-        values.append(conformal_p_value(adjusted, Z, 1))
-    return values
+def null_design(design: Design, rows: Sequence[int], n_tested: int, theta: float) -> Design:
+    """``design`` under the null that the effect is ``theta`` in its last ``n_tested`` rows.
+
+    Only ``rows`` are kept (the pre-period, then the tested post-periods), all in
+    the fit window and none in the post-period; the treated outcome of the tested
+    rows is lowered by ``theta``. With the default spec (outcome lags as
+    predictors) the predictors are the outcome over the new fit window.
+    """
+    rows = np.asarray(rows)
+    outcome = design.outcome[rows].copy()
+    outcome[rows.size - n_tested :, 0] -= theta
+    periods = tuple(design.periods[i] for i in rows)
+    null = replace(
+        design,
+        periods=periods,
+        outcome=outcome,
+        fit_mask=np.ones(rows.size, dtype=bool),
+        post_mask=np.zeros(rows.size, dtype=bool),
+    )
+    if design.spec.predictors:
+        return null
+    varying = [i for i in range(rows.size) if not _is_constant(outcome[i])]
+    labels = tuple(f"{design.spec.outcome}({periods[i]})" for i in varying)
+    return replace(null, predictor_labels=labels, predictors=outcome[varying])
+
+
+@dataclass(frozen=True)
+class _NullFits:
+    """What a worker needs to refit one period's nulls (or the joint null)."""
+
+    design: Design
+    options: FitOptions
+    predictor_weights: tuple | None
+    rows: tuple
+    n_tested: int
+    alpha: float
+    grid: tuple
+    searchable: bool
+    extra_starts: tuple = ()
+
+
+def _p_value(job: _NullFits, theta: float) -> float:
+    design = null_design(job.design, job.rows, job.n_tested, theta)
+    v = None if job.predictor_weights is None else np.asarray(job.predictor_weights)
+    starts = tuple(np.asarray(start) for start in job.extra_starts)
+    fit = fit_design(design, predictor_weights=v, options=job.options, extra_starts=starts)
+    residuals = design.outcome[:, 0] - design.outcome[:, 1:] @ fit.solution.weights - fit.intercept
+    return block_p_value(residuals, job.n_tested)
+
+
+def _joint_task(job: _NullFits) -> dict:
+    return {"p_zero": _p_value(job, 0.0)}
+
+
+def _period_task(job: _NullFits) -> dict:
+    """P-value of zero effect, the grid's p-values and both interval bounds."""
+    grid = np.asarray(job.grid)
+    p_grid = np.array([_p_value(job, theta) for theta in grid])
+    accepted = np.flatnonzero(p_grid > job.alpha)
+    if not job.searchable:
+        bounds = (-np.inf, np.inf)
+    elif accepted.size == 0:
+        bounds = (np.nan, np.nan)  # nothing accepted on the grid: an empty set as far as seen
+    else:
+        bounds = (_bound(job, grid, p_grid, accepted[0], -1), _bound(job, grid, p_grid, accepted[-1], 1))
+    return {"p_zero": _p_value(job, 0.0), "p_grid": p_grid.tolist(), "bounds": list(map(float, bounds))}
+
+
+def _bound(job: _NullFits, grid: np.ndarray, p_grid: np.ndarray, edge: int, side: int) -> float:
+    """Outer bound on one side: the first rejected effect beyond the accepted ``edge``,
+    found on the grid or by doubling outward, then tightened by bisection."""
+    width = grid[-1] - grid[0]
+    inside, outside = grid[edge], None
+    if 0 <= edge + side < grid.size:
+        outside = grid[edge + side]
+    else:
+        step = width / 2
+        for _ in range(_MAX_DOUBLINGS):
+            candidate = inside + side * step
+            if _p_value(job, candidate) <= job.alpha:
+                outside = candidate
+                break
+            inside, step = candidate, 2 * step
+    if outside is None:
+        return side * np.inf
+    while abs(outside - inside) > _REFINE * width:
+        middle = (inside + outside) / 2
+        if _p_value(job, middle) > job.alpha:
+            inside = middle
+        else:
+            outside = middle
+    return float(outside)
 
 
 def conformal(
@@ -185,73 +353,166 @@ def conformal(
     *,
     alpha: float = 0.1,
     grid: Sequence[float] | None = None,
-    n_grid: int = 201,
+    n_grid: int = 21,
     n_jobs: int | None = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
+    full_search: bool = False,
 ) -> ConformalResult:
     """Conformal p-values and confidence intervals (Chernozhukov, Wuethrich and Zhu 2021).
 
     Parameters
     ----------
     result : SynthResult
+        A fit of any registered estimator except ``"sdid"`` (see the module docstring).
     alpha : float, default 0.1
         Intervals have level ``1 - alpha``. With ``T0`` pre-periods no p-value is
-        below ``1 / (T0 + 1)``, so ``alpha`` must exceed it for finite intervals.
+        below ``1 / (T0 + 1)``; a smaller ``alpha`` gives unbounded intervals, with
+        an :class:`~synthcontrol.errors.InferenceWarning`.
     grid : sequence of float, optional
         Effects tested in every post period. Default: ``n_grid`` values centred on
-        each period's estimate, spanning four times the largest absolute
-        pre-period gap on each side.
-    n_grid : int, default 201
-    n_jobs, progress
-        As in :func:`~synthcontrol.inference.placebo_test` (one task per period).
+        each period's estimate, spanning the larger of four times the largest
+        absolute pre-period gap and twice the root mean square post-period gap on
+        each side. The bounds are then refined beyond the grid (module docstring).
+    n_grid : int, default 21
+        Effects on the regular grid; it finds holes in the accepted set, while the
+        bounds' precision comes from the bisection (a thousandth of the grid's width).
+    n_jobs : int or None, default 1
+        Workers (one task per post period, plus the joint test).
+    checkpoint_dir : path, optional
+        Directory where each finished task is stored; a rerun with the same
+        directory computes only the missing ones.
+    progress : bool or callable, optional
+        As in :func:`~synthcontrol.inference.placebo_test`.
+    full_search : bool, default False
+        Refit with the result's full predictor-weight search instead of a local
+        search from its predictor weights (module docstring); slower.
 
     Returns
     -------
     ConformalResult
 
+    Raises
+    ------
+    SpecError
+        A bad argument, or an estimator that cannot be refitted under the null.
+    CheckpointError
+        When ``checkpoint_dir`` holds another job's results.
+
     Examples
     --------
     >>> import synthcontrol as sc
-    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
-    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)])
-    >>> res = sc.fit(sc.datasets.load_smoking(), spec)
-    >>> cf = sc.conformal(res, n_grid=41)
-    >>> cf.p_value < 0.1
-    True
+    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989)
+    >>> res = sc.fit(sc.datasets.load_smoking(), spec, estimator="demeaned")
+    >>> cf = sc.conformal(res, n_grid=21)
+    >>> round(cf.min_p_value, 3), int((cf.table["upper"] < 0).sum())  # 19 pre-periods; 8 of 12 years
+    (0.05, 8)
     """
     result = check_result(result, "conformal")
-    alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
-    n_grid, n_jobs, progress = check_int(n_grid, "n_grid", minimum=3), check_n_jobs(n_jobs), check_progress(progress)
+    alpha, n_grid, n_jobs, checkpoint_dir, progress = _check_arguments(
+        result, alpha, n_grid, grid, full_search, n_jobs, checkpoint_dir, progress
+    )
     design = result.design
     pre, post = np.flatnonzero(design.pre_mask), np.flatnonzero(design.post_mask)
-    y, Z = design.outcome[:, 0], design.outcome[:, 1:]
-    estimates = result.path["gap"].to_numpy()[post]
-    grids = _grids(grid, n_grid, estimates, result.path["gap"].to_numpy()[pre])
-    jobs = [(y[np.append(pre, t)], Z[np.append(pre, t)], g) for t, g in zip(post, grids)]
-    grid_p, log = run_tasks(_period_p_values, jobs, n_jobs=n_jobs, progress=progress,
-                            description=f"conformal inference for {result.treated}")
-    rows = np.concatenate([pre, post])
+    gap = result.path["gap"].to_numpy()
+    min_p = 1.0 / (pre.size + 1)
+    searchable = alpha >= min_p
+    if not searchable:
+        warnings.warn(
+            f"alpha={alpha} is below the smallest p-value attainable with {pre.size} pre-periods "
+            f"(1/{pre.size + 1} = {min_p:.4g}): no effect can be rejected, so every interval is "
+            "the whole line; use alpha >= that, or a longer pre-period",
+            InferenceWarning,
+            stacklevel=2,
+        )
+    if design.spec.predictors and result.extras.get("predictors_used", True):
+        warnings.warn(
+            f"conformal inference for {result.treated!r}: the {result.estimator!r} fit matches on "
+            "predictors measured in particular pre-periods, so the null refits do not treat the "
+            "tested periods like the pre-periods and the p-values are exact only for estimators "
+            "symmetric in time; prefer the default spec (outcome lags), an outcome-only estimator "
+            "or placebo_test",
+            InferenceWarning,
+            stacklevel=2,
+        )
+    grids = _grids(grid, n_grid, gap[post], gap[pre])
+    v = tuple(result.solution.predictor_weights.tolist()) if result.predictor_weights_given else None
+    options = refit_options(result, full_search)
+    # The original predictor weights start the local search where the predictors stay.
+    warm = (tuple(result.solution.predictor_weights.tolist()),) if design.spec.predictors and v is None else ()
+    common = {"design": design, "options": options, "predictor_weights": v, "alpha": float(alpha),
+              "searchable": searchable, "extra_starts": () if full_search else warm}
+    jobs = [_NullFits(rows=(*pre, t), n_tested=1, grid=tuple(g), **common) for t, g in zip(post, grids)]
+    joint = _NullFits(rows=(*pre, *post), n_tested=post.size, grid=(), **common)
+    periods = tuple(np.array(design.periods, dtype=object)[post].tolist())
+    keys = [f"conformal:{p}" for p in periods] + ["conformal:joint"]
+    parts = [*design_parts(design), options, v, common["extra_starts"], float(alpha), frozen(grids)]
+    checkpoint = open_checkpoint(checkpoint_dir, "conformal", parts, keys)
+    records, log = run_tasks(_task, [*jobs, joint], n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
+                             description=f"conformal inference for {result.treated}")
     return ConformalResult(
         treated=result.treated,
-        post_periods=tuple(np.array(design.periods, dtype=object)[post].tolist()),
-        estimates=frozen(estimates),
-        p_values=frozen([_period_p_values((y[np.append(pre, t)], Z[np.append(pre, t)], [0.0]))[0] for t in post]),
-        joint_p_value=conformal_p_value(y[rows], Z[rows], post.size),
+        estimator=result.estimator,
+        post_periods=periods,
+        estimates=frozen(gap[post]),
+        p_values=frozen([r["p_zero"] for r in records[:-1]]),
+        joint_p_value=float(records[-1]["p_zero"]),
         grid=frozen(grids),
-        grid_p_values=frozen(grid_p),
+        grid_p_values=frozen([r["p_grid"] for r in records[:-1]]),
+        lower=frozen([r["bounds"][0] for r in records[:-1]]),
+        upper=frozen([r["bounds"][1] for r in records[:-1]]),
         alpha=float(alpha),
+        min_p_value=min_p,
         time=design.spec.time,
         run=log,
     )
 
 
+def refit_options(result: SynthResult, full_search: bool = False) -> FitOptions:
+    """The options of the null refits: the result's own, with its data-chosen tuning
+    parameters held fixed and, unless ``full_search``, a local predictor-weight search."""
+    held = HELD_FIXED.get(result.estimator, {})
+    extras = result.extras
+    fixed = {option: None if key is None else extras[key] for option, key in held.items()}
+    merged = dict(result.options.estimator_options) | fixed
+    options = replace(result.options, estimator_options=tuple(sorted(merged.items())))
+    return options if full_search else replace(options, n_random_starts=0, n_local=1, n_polish=0)
+
+
+def _task(job: _NullFits) -> dict:
+    """A runner task: the joint test (no grid) or one period's test inversion."""
+    return _joint_task(job) if not job.grid else _period_task(job)
+
+
+def _check_arguments(
+    result: SynthResult,
+    alpha: object,
+    n_grid: object,
+    grid: Sequence[float] | None,
+    full_search: object,
+    n_jobs: object,
+    checkpoint_dir: object,
+    progress: object,
+) -> tuple:
+    """The checked ``(alpha, n_grid, n_jobs, checkpoint_dir, progress)``."""
+    check_bool(full_search, "full_search")
+    if result.estimator in REFUSED:
+        raise SpecError(f"conformal cannot refit estimator {result.estimator!r}: {REFUSED[result.estimator]}")
+    alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    n_grid = check_int(n_grid, "n_grid", minimum=3) if grid is None else n_grid
+    return (alpha, n_grid, check_n_jobs(n_jobs), check_directory(checkpoint_dir, "checkpoint_dir"),
+            check_progress(progress))
+
+
 def _grids(grid: Sequence[float] | None, n_grid: int, estimates: np.ndarray, pre_gaps: np.ndarray) -> np.ndarray:
     if grid is not None:
-        values = np.sort(np.asarray(grid, dtype=float).ravel())
+        try:
+            values = np.unique(np.asarray(grid, dtype=float).ravel())
+        except (TypeError, ValueError):
+            raise SpecError("grid must be a sequence of numbers (effects to test)") from None
         if values.size < 2 or not np.all(np.isfinite(values)):
-            raise SpecError("grid must hold at least two finite effects to test")
+            raise SpecError("grid must hold at least two distinct finite effects to test")
         return np.tile(values, (estimates.size, 1))
-    if n_grid < 3:
-        raise SpecError(f"n_grid={n_grid!r} is too small; use at least 3 (default 201)")
-    span = 4 * max(float(np.max(np.abs(pre_gaps))), 1e-8 * float(np.max(np.abs(estimates), initial=1.0)))
-    return estimates[:, None] + np.linspace(-span, span, n_grid)[None, :]
+    scale = max(float(np.max(np.abs(estimates), initial=0.0)), float(np.max(np.abs(pre_gaps), initial=0.0)))
+    span = max(4 * float(np.max(np.abs(pre_gaps))), 2 * float(np.sqrt(np.mean(estimates**2))), 1e-8 * scale, 1e-300)
+    return estimates[:, None] + np.linspace(-span, span, int(n_grid))[None, :]

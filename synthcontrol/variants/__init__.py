@@ -14,9 +14,15 @@ name              method                                              options
 ``"demeaned"``    Ferman and Pinto (2021), intercept-shifted SC       none
 ``"sdid"``        Arkhangelsky et al. (2021), synthetic DiD           ``se``, ``zeta_omega``
 ``"did"``         difference in differences (uniform weights)         ``se``
+``"robust"``      Amjad, Shah and Shen (2018), singular-value          ``sv_count``, ``threshold``,
+                  thresholding then ridge regression                   ``lambda_``
 ================  ==================================================  ===========================
+
+Several treated units at once (a block, or staggered adoption in stacked cohorts)
+with synthdid's placebo and jackknife standard errors: :func:`fit_several`.
 """
 
-from . import augmented, demeaned, penalized, sdid
+from . import augmented, demeaned, penalized, robust, sdid
+from .several import SeveralTreatedResult, fit_several
 
-__all__ = ["augmented", "demeaned", "penalized", "sdid"]
+__all__ = ["augmented", "demeaned", "penalized", "robust", "sdid", "fit_several", "SeveralTreatedResult"]

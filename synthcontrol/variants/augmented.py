@@ -14,13 +14,29 @@ the synthetic control.
 
 ``w`` is the classic fit of the spec (with the default spec, the outcome in every
 fit-window period, this is the outcome synthetic control augsynth uses). ``lambda``
-is given (``estimator_options={"lambda_": x}``) or chosen as augsynth does: for each
-split ``i`` of the pre-period, the synthetic control on outcomes and the ridge
-correction are fitted on the first ``i`` periods and predict the next ``holdout``
-ones; the grid is ``lambda_max * (1e-8)^(k / 20)``, ``k = 0..20``, with ``lambda_max``
-the largest squared singular value of the centred ``X0``; with ``min_1se`` (default)
-the largest ``lambda`` whose mean error is within one standard error of the
-smallest is chosen, else the minimiser.
+is given (``estimator_options={"lambda_": x}``) or chosen as augsynth 0.2.0 does
+(``R/ridge_lambda.R``, ``get_lambda_errors`` and ``choose_lambda``), by hold-out
+cross-validation over the pre-period:
+
+* the outcomes are centred once, on the donors' mean of each pre-period;
+* fold ``i`` (``i = 1 .. T0 - holdout``) holds out periods ``i .. i + holdout - 1``
+  and trains on *all the other* pre-periods: the outcome synthetic control
+  (simplex least squares) and the ridge correction are fitted there and the
+  squared error of the augmented weights is summed over the held-out periods
+  (as in augsynth the last fold ends one period before the pre-period does, so
+  the last pre-period is never held out);
+* the grid is ``lambda_max * (1e-8)^(k / 20)``, ``k = 0..20``, with ``lambda_max``
+  the largest squared singular value of the centred donor outcomes;
+* the default choice rule is augsynth's ``min_1se = TRUE``: the *largest*
+  ``lambda`` whose mean fold error is within one standard error (standard
+  deviation of the fold errors over the square root of their number) of the
+  smallest mean error; ``min_1se=False`` takes the minimiser.
+
+On California (outcome only, 38 donors) this picks ``lambda`` = 429.8 and an
+average effect of -15.95, as pysyncon 1.7.0's ``AugSynth(use_covariates=False)``;
+on Basque too. pysyncon's grid runs one step higher than augsynth's (from
+``lambda_max * 10^0.4``), so where the one-standard-error rule reaches the top of
+the grid (Texas) pysyncon picks that extra value and we augsynth's ``lambda_max``.
 """
 
 from __future__ import annotations
@@ -73,6 +89,11 @@ def ridge_correction(z1: np.ndarray, Z0: np.ndarray, w: np.ndarray, lambda_: flo
     (1.0, array([ 5., -1.]))
     """
     x1, X0 = _centred(z1, Z0)
+    return _ridge_step(x1, X0, w, lambda_)
+
+
+def _ridge_step(x1: np.ndarray, X0: np.ndarray, w: np.ndarray, lambda_: float) -> np.ndarray:
+    """``w + X0 (X0'X0 + lambda I)^(-1) (x1 - X0'w)`` on centred ``x1 (T,)``, ``X0 (J, T)``."""
     imbalance = x1 - X0.T @ w
     return w + X0 @ np.linalg.solve(X0.T @ X0 + lambda_ * np.eye(X0.shape[1]), imbalance)
 
@@ -87,24 +108,52 @@ def lambda_grid(Z0: np.ndarray) -> np.ndarray:
 def choose_ridge_lambda(
     z1: np.ndarray, Z0: np.ndarray, *, holdout: int = 1, min_1se: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge penalty by augsynth's cross-validation over the pre-period.
+    """Ridge penalty by augsynth's hold-out cross-validation over the pre-period.
+
+    Fold ``i`` holds out pre-periods ``i .. i + holdout - 1`` and fits the outcome
+    synthetic control and the ridge correction on every other pre-period (see the
+    module docstring; augsynth 0.2.0 ``get_lambda_errors``).
+
+    Parameters
+    ----------
+    z1 : ndarray, shape (T0,)
+        Treated outcome over the pre-period.
+    Z0 : ndarray, shape (T0, J)
+        Donor outcomes over the pre-period.
+    holdout : int, default 1
+        Length of each held-out block (augsynth's ``holdout_length``).
+    min_1se : bool, default True
+        True (augsynth's default): the largest ``lambda`` whose mean error is
+        within one standard error of the smallest; False: the minimiser.
 
     Returns
     -------
     lambda_ : float
     lambdas, errors : ndarray
-        The grid and the mean squared holdout error of each value.
+        The grid (descending) and the mean squared hold-out error of each value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> Z0 = rng.normal(size=(12, 6)).cumsum(axis=0)
+    >>> lam, grid, errors = choose_ridge_lambda(Z0[:, :2].mean(axis=1) + 0.1, Z0)
+    >>> bool(lam in grid), grid.size, errors.shape
+    (True, 21, (21,))
     """
     lambdas = lambda_grid(Z0)
+    x1, X0 = _centred(z1, Z0)  # centred once on all pre-periods, as augsynth
     T0 = len(z1)
     errors = np.zeros((T0 - holdout, lambdas.size))
-    for i in range(1, T0 - holdout + 1):
-        train, test = slice(0, i), slice(i, i + holdout)
-        w, _ = simplex_least_squares(Z0[train] - z1[train, None])
+    for i in range(T0 - holdout):
+        test = np.zeros(T0, dtype=bool)
+        test[i : i + holdout] = True
+        w, _ = simplex_least_squares(X0[:, ~test].T - x1[~test, None])
         for k, lam in enumerate(lambdas):
-            w_aug = ridge_correction(z1[train], Z0[train], w, lam)
-            errors[i - 1, k] = float(np.sum((z1[test] - Z0[test] @ w_aug) ** 2))
-    mean, se = errors.mean(axis=0), errors.std(axis=0, ddof=1) / np.sqrt(errors.shape[0])
+            w_aug = _ridge_step(x1[~test], X0[:, ~test], w, lam)
+            errors[i, k] = float(np.sum((x1[test] - X0[:, test].T @ w_aug) ** 2))
+    mean = errors.mean(axis=0)
+    se = errors.std(axis=0, ddof=1) / np.sqrt(errors.shape[0]) if errors.shape[0] > 1 else np.zeros_like(mean)
     best = int(np.argmin(mean))
     if min_1se:
         best = int(np.min(np.flatnonzero(mean <= mean[best] + se[best])))  # grid descends
@@ -182,7 +231,7 @@ def fit_augmented(
         ("cv_errors", cv),
         ("negative_weights", bool(np.any(w < 0))),
         ("scm_weights", tuple(base.weights.tolist())),
-        ("scm_average_effect", float(np.mean(scm_gap[post]))),
+        ("scm_average_effect", float(np.mean(scm_gap[post])) if post.any() else float("nan")),
         ("scm_pre_rmspe", float(np.sqrt(np.mean(scm_gap[design.pre_mask] ** 2)))),
     )
     return SynthResult(

@@ -46,7 +46,7 @@ from ..spec import Design
 from ..weights import simplex_least_squares
 from ._common import Option, is_nonnegative_number, outcome_result, read_options, refuse_predictor_weights
 
-__all__ = ["SDIDEstimate", "sdid_estimate", "placebo_standard_error", "fit_sdid", "fit_did"]
+__all__ = ["SDIDEstimate", "sdid_estimate", "ridge_simplex", "noise_level", "placebo_standard_error", "fit_sdid", "fit_did"]
 
 #: The paper's time-weight regularisation, relative to the noise level.
 ZETA_LAMBDA_FACTOR = 1e-6
@@ -77,11 +77,15 @@ def noise_level(Y0_pre: np.ndarray) -> float:
     return float(np.std(np.diff(Y0_pre, axis=0), ddof=1))
 
 
-def _ridge_simplex(A: np.ndarray, b: np.ndarray, zeta: float) -> np.ndarray:
+def ridge_simplex(A: np.ndarray, b: np.ndarray, zeta: float, intercept: bool = True) -> np.ndarray:
     """``argmin |(A - mean) w - (b - mean)|^2 / rows + zeta^2 |w|^2`` over the simplex,
-    means over rows; because ``sum(w) = 1`` the residual is ``(A_c - b_c 1') w``."""
+    means over rows (synthdid's ``sc.weight.fw``); because ``sum(w) = 1`` the residual
+    is ``(A_c - b_c 1') w``. ``intercept=False`` drops the centring (synthdid's
+    ``sc_estimate`` unit weights)."""
     rows, cols = A.shape
-    discrepancy = (A - A.mean(axis=0)) - (b - b.mean())[:, None]
+    if intercept:
+        A, b = A - A.mean(axis=0), b - b.mean()
+    discrepancy = A - b[:, None]
     weights, _ = simplex_least_squares(np.vstack([discrepancy, np.sqrt(rows) * zeta * np.eye(cols)]))
     return weights
 
@@ -123,15 +127,18 @@ def sdid_estimate(
     2.0
     """
     Y0_pre, Y0_post = Y0[pre], Y0[post]
+    if not post.any() and not uniform:
+        raise SpecError("synthetic difference in differences needs a post-period for its time weights")
     if uniform:
         omega = np.full(Y0.shape[1], 1.0 / Y0.shape[1])
         lam = np.full(int(pre.sum()), 1.0 / pre.sum())
     else:
-        omega = _ridge_simplex(Y0_pre, y1[pre], zeta_omega)
-        lam = _ridge_simplex(Y0_pre.T, Y0_post.mean(axis=0), zeta_lambda)
+        omega = ridge_simplex(Y0_pre, y1[pre], zeta_omega)
+        lam = ridge_simplex(Y0_pre.T, Y0_post.mean(axis=0), zeta_lambda)
     synthetic = Y0 @ omega
     intercept = float(lam @ (y1[pre] - synthetic[pre]))
-    tau = float(np.mean(y1[post] - synthetic[post]) - intercept)
+    # Without a post-period (a conformal null refit of DID) only the path is defined.
+    tau = float(np.mean(y1[post] - synthetic[post]) - intercept) if post.any() else float("nan")
     return SDIDEstimate(tau, omega, lam, intercept)
 
 
@@ -200,7 +207,7 @@ def _fit(design: Design, options: FitOptions, name: str, uniform: bool) -> Synth
     ]
     if not uniform:
         details += [("zeta_omega", zeta_omega), ("zeta_lambda", zeta_lambda)]
-    if settings["se"]:
+    if settings["se"] and post.any():
         se, _ = placebo_standard_error(Y0, pre, post, **zetas)
         details.append(("se", se))
     residual = (y1 - Y0 @ est.unit_weights - est.intercept)[pre]
