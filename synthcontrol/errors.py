@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointError",
     "DataBuildError",
     "SolverError",
+    "MissingDependencyError",
     "SynthControlWarning",
     "ConvergenceWarning",
     "DroppedDonorsWarning",
@@ -87,6 +88,10 @@ class DataBuildError(SynthControlError):
 
 class SolverError(SynthControlError, RuntimeError):
     """Every solver path failed on a weighting problem."""
+
+
+class MissingDependencyError(SynthControlError, ImportError):
+    """An optional feature needs a package that is not installed (the message says which)."""
 
 
 class SynthControlWarning(UserWarning):

@@ -13,11 +13,12 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .certify import DEFAULT_TIME_LIMIT, Certificate, certify_nested, require_solver
 from .errors import SpecError
 from .panel import Panel
 from .results import FitOptions, SynthResult, SynthResults
 from .spec import Design, Predictor, Spec, prepare
-from .weights import nested_fit
+from .weights import NestedSolution, nested_fit
 
 __all__ = [
     "fit",
@@ -43,6 +44,8 @@ def fit(
     global_search: bool = False,
     estimator: str = "classic",
     estimator_options: Mapping[str, object] | None = None,
+    certify: bool = False,
+    certify_time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> SynthResult | SynthResults:
     """Fit the synthetic control of ``spec`` (Abadie, Diamond and Hainmueller).
 
@@ -64,6 +67,19 @@ def fit(
         A registered estimator name (see :data:`ESTIMATORS`).
     estimator_options : mapping, optional
         Settings of that estimator.
+    certify : bool, default False
+        After the search, prove the nested fit globally optimal over the admissible
+        predictor weights (``min(v) >= min_predictor_weight * max(v)``) or find a
+        better one, with a mixed-integer solver (needs ``synthcontrol[certify]``, see
+        :mod:`synthcontrol.certify`). The result's ``certificate`` says what was
+        proven; when it lowers the loss the result carries the improved weights. The
+        option travels with the fit, so placebo tests and other refits certify too.
+        Classic estimator with chosen predictor weights only.
+    certify_time_limit : float or None, default 60
+        Seconds allowed to each certification (None: no limit). The three classic
+        studies need under 15 s; a fit that runs out of time is reported as
+        ``"bounded"`` with its gap. Within the limit the outcome is deterministic;
+        whether a hard fit finishes in time depends on the machine.
 
     Returns
     -------
@@ -73,6 +89,8 @@ def fit(
     ------
     SynthControlError
         Any problem with the data or the specification, naming the culprit.
+    MissingDependencyError
+        ``certify=True`` without the optional package ``pyscipopt``.
 
     Examples
     --------
@@ -94,6 +112,7 @@ def fit(
         options,
         estimator=_check_estimator(estimator),
         estimator_options=tuple(sorted((estimator_options or {}).items())),
+        **_certify_options(certify, certify_time_limit, estimator, predictor_weights),
     )
     designs = prepare_designs(data, spec)
     results = {
@@ -162,12 +181,36 @@ def _fit_classic(
     solution = nested_fit(
         X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search
     )
+    certificate = None
+    if options.certify and predictor_weights is None:
+        certificate = certify_nested(
+            X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:],
+            predictor_weights=solution.predictor_weights, weights=solution.weights,
+            min_ratio=options.min_predictor_weight, time_limit=options.certify_time_limit,
+        )
+        solution = _with_certified_weights(solution, certificate, X[:, 0], X[:, 1:])
     return SynthResult(
         design=design,
         solution=solution,
         scale=scale,
         options=options,
         predictor_weights_given=predictor_weights is not None,
+        certificate=certificate,
+    )
+
+
+def _with_certified_weights(
+    solution: NestedSolution, certificate: Certificate, x1: np.ndarray, X0: np.ndarray
+) -> NestedSolution:
+    """``solution`` with the certificate's weights when it found a lower loss."""
+    if certificate.weights is None:
+        return solution
+    v = solution.predictor_weights if certificate.predictor_weights is None else certificate.predictor_weights
+    w = np.array(certificate.weights)
+    residual = np.sqrt(v) * (X0 @ w - x1)
+    return replace(
+        solution, predictor_weights=np.array(v), weights=w, loss=certificate.loss,
+        inner_objective=float(residual @ residual),
     )
 
 
@@ -235,6 +278,30 @@ def _options(
         min_predictor_weight=float(min_predictor_weight),
         global_search=bool(global_search),
     )
+
+
+def _certify_options(
+    certify: bool, time_limit: float | None, estimator: str, predictor_weights: object
+) -> dict:
+    """Validated ``certify`` settings for :class:`FitOptions` (the solver is checked
+    now, before the search, so a missing package fails fast)."""
+    if not isinstance(certify, (bool, np.bool_)):
+        raise SpecError(f"certify={certify!r} is not valid; give True or False")
+    valid_limit = time_limit is None or (
+        isinstance(time_limit, (int, float)) and not isinstance(time_limit, bool) and time_limit > 0
+    )
+    if not valid_limit:
+        raise SpecError(f"certify_time_limit={time_limit!r} is not valid; give positive seconds or None")
+    if certify:
+        if estimator != "classic":
+            raise SpecError(
+                f"certify=True certifies the classic estimator's nested choice of predictor weights; "
+                f"estimator={estimator!r} has none: drop certify or use estimator='classic'"
+            )
+        if predictor_weights is not None:
+            raise SpecError("certify=True certifies chosen predictor weights; drop predictor_weights or certify")
+        require_solver()
+    return {"certify": bool(certify), "certify_time_limit": None if time_limit is None else float(time_limit)}
 
 
 def _check_estimator(name: str) -> str:

@@ -27,7 +27,8 @@ from .errors import SpecError
 from .estimators import ESTIMATORS, fit_design, prepare_designs
 from .inference import placebo_test
 from .inference.runner import run_tasks
-from .results import FitOptions, Summary, SynthResult
+from .certify import require_solver
+from .results import FitOptions, Summary, SynthResult, certificate_counts, certificate_counts_note
 from .spec import Design, Predictor, Spec, at, mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -188,7 +189,20 @@ class SpecCurveResult:
             "p-values: rank of the treated unit's post/pre RMSPE ratio among the in-space placebos.",
             f"Estimators: {sorted(set(self.estimators))}; specifications: {len(set(self.labels))}.",
         )
+        if any(status is not None for status in self._certificate_statuses()):
+            notes += (certificate_counts_note(self._certificate_statuses()),)
         return Summary("Specification curve", {"Overview": overview, "Fits": table}, notes)
+
+    @property
+    def certificate_counts(self) -> pd.Series:
+        """Certificate statuses over every fit of the curve: the specifications' own
+        fits and all their placebo refits (see ``specification_curve(certify=True)``)."""
+        return certificate_counts(self._certificate_statuses())
+
+    def _certificate_statuses(self) -> list:
+        own = [None if r.certificate is None else r.certificate.status for r in self.results]
+        placebo = [s for p in self.placebos if p is not None for s in p.certificates[1:]]
+        return own + placebo
 
     def plot(self, ax: "Axes | None" = None, alpha: float = 0.1) -> "Axes":
         """Estimates sorted (filled marker: placebo ``p <= alpha``), pre-period RMSPE
@@ -229,6 +243,7 @@ def specification_curve(
     placebo: bool = True,
     n_jobs: int | None = 1,
     checkpoint_dir: str | os.PathLike | None = None,
+    certify: bool | None = None,
 ) -> SpecCurveResult:
     """Fit every specification with every estimator, with placebo tests.
 
@@ -256,6 +271,11 @@ def specification_curve(
         per fit, see :func:`~synthcontrol.placebo_test`): an interrupted sweep run
         again with the same directory refits only the specifications' own fits, which
         are cheap, and the placebos that were not finished.
+    certify : bool, optional
+        Certify the predictor weights of every classic fit and placebo refit (see
+        ``sc.fit(..., certify=True)``); default: ``options.certify``. Other
+        estimators choose no predictor weights and get no certificate.
+        :attr:`SpecCurveResult.certificate_counts` and the summary count the outcomes.
 
     Returns
     -------
@@ -278,6 +298,11 @@ def specification_curve(
     (6, ['spec', 'estimator', 'effect', 'p_value'])
     """
     labelled = _labelled(specs)
+    certify = options.certify if certify is None else certify
+    if not isinstance(certify, (bool, np.bool_)):
+        raise SpecError(f"certify={certify!r} is not valid; give True, False or None")
+    if certify:
+        require_solver()
     own_options = dict(estimator_options or {})
     estimators = _check_estimators(estimators, own_options)
     designs = {label: _single_design(data, label, spec) for label, spec in labelled.items()}
@@ -285,7 +310,8 @@ def specification_curve(
         _FitJob(
             f"{label} / {name}",
             design,
-            replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items()))),
+            replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items())),
+                    certify=bool(certify) and name == "classic"),
         )
         for label, design in designs.items()
         for name in estimators

@@ -9,14 +9,16 @@ ranked among all the units.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
-from ..results import Summary, SynthResult
+from ..certify import require_solver
+from ..estimators import fit_design
+from ..results import Summary, SynthResult, certificate_counts, certificate_counts_note
 from ._common import Refit, check_result, conservative_rank, frozen, open_checkpoint, refit, rmspe
 from .runner import RunLog, run_tasks
 
@@ -58,6 +60,9 @@ class PlaceboResult:
         True when the placebos used the treated unit's predictor weights.
     run : RunLog
         How many fits were computed and how many read back from a checkpoint.
+    certificates : tuple of str or None
+        Certificate status of each fit (treated first; None: not requested or ``v``
+        fixed), see :func:`synthcontrol.certify.certify_nested`.
     """
 
     units: tuple
@@ -74,6 +79,7 @@ class PlaceboResult:
     treatment_start: Hashable
     reused_predictor_weights: bool
     run: RunLog
+    certificates: tuple = ()
 
     def __repr__(self) -> str:
         return (
@@ -127,6 +133,11 @@ class PlaceboResult:
         return int(self.table["rank_positive"].iloc[0]) / len(self.units)
 
     @property
+    def certificate_counts(self) -> pd.Series:
+        """How many of the fits (treated and placebos) got each certificate status."""
+        return certificate_counts(self.certificates)
+
+    @property
     def cutoff_table(self) -> pd.DataFrame:
         """The p-values when placebos whose pre-period MSPE exceeds ``cutoff`` times
         the treated unit's are dropped (cut-off ``inf``: every unit kept)."""
@@ -169,6 +180,8 @@ class PlaceboResult:
             "Placebo predictor weights: "
             + ("the treated unit's." if self.reused_predictor_weights else "chosen anew for each placebo."),
         )
+        if any(status is not None for status in self.certificates):
+            notes += (certificate_counts_note(self.certificates),)
         return Summary(
             f"Placebo test for {self.treated}",
             {
@@ -222,6 +235,7 @@ def placebo_test(
     start_from_treated: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
+    certify: bool | None = None,
 ) -> PlaceboResult:
     """In-space placebo test of a fitted synthetic control.
 
@@ -253,6 +267,12 @@ def placebo_test(
         the same directory refits only the missing placebos.
     progress : bool or callable, optional
         True: a progress line on stderr per finished fit; a callable gets ``(done, total)``.
+    certify : bool, optional
+        Certify every fit's predictor weights (see ``sc.fit(..., certify=True)``);
+        default: as the treated fit was. With True and a treated fit that was not
+        certified, the treated unit is refitted with a certificate too, so that all
+        units meet the same standard. Fits with fixed predictor weights get none.
+        :attr:`PlaceboResult.certificate_counts` and the summary count the outcomes.
 
     Returns
     -------
@@ -290,7 +310,7 @@ def placebo_test(
     >>> inf.p_value == 1 / 6
     True
     """
-    result = check_result(result, "placebo_test", min_donors=3)
+    result = _with_certify(check_result(result, "placebo_test", min_donors=3), certify)
     cutoffs = _cutoffs(mspe_cutoff)
     jobs = placebo_jobs(result, reuse_predictor_weights, start_from_treated)
     keys = [f"placebo:{unit}" for unit in result.donors]
@@ -314,6 +334,19 @@ def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_
         )
         for position in range(1, len(result.design.units))
     ]
+
+
+def _with_certify(result: SynthResult, certify: bool | None) -> SynthResult:
+    """``result`` with ``certify`` in its options (refitted when it now needs a certificate)."""
+    if certify is None or bool(certify) == result.options.certify:
+        return result
+    if not isinstance(certify, (bool, np.bool_)):
+        raise SpecError(f"certify={certify!r} is not valid; give True, False or None")
+    options = replace(result.options, certify=bool(certify))
+    if not certify or result.predictor_weights_given:
+        return replace(result, options=options)
+    require_solver()
+    return fit_design(result.design, options=options)
 
 
 def _cutoffs(mspe_cutoff: float | Sequence[float] | None) -> tuple:
@@ -347,4 +380,8 @@ def placebo_result(
         treatment_start=design.spec.treatment_start,
         reused_predictor_weights=reuse_predictor_weights or result.predictor_weights_given,
         run=log,
+        certificates=(
+            None if result.certificate is None else result.certificate.status,
+            *(r.get("certificate") for r in records),
+        ),
     )
