@@ -9,7 +9,7 @@ The exact reformulation
 -----------------------
 The inner problem only sees ``v`` up to scale, so the admissible predictor weights
 (:func:`~synthcontrol.weights.is_admissible`: ``min(v) >= delta * max(v)``) are, up to
-scale, the box ``delta <= v_k <= 1`` with some ``v_k = 1``. With ``d = x1 - X0 w`` and
+scale, the box ``delta <= v_k <= 1``. With ``d = x1 - X0 w`` and
 ``n = v * d`` (elementwise), ``w`` is inner-optimal exactly when, for some ``c``,
 ``n'X0_j <= c`` for every donor ``j``, with equality on the support of ``w`` (the KKT
 conditions of the convex inner problem). For each predictor ``k`` the set
@@ -18,9 +18,6 @@ sign of ``d_k``. So the nested problem restricted to the class is a convex
 mixed-integer QP:
 
 * ``K`` sign binaries ``s_k`` choosing the cone of ``(d_k, n_k)``;
-* ``K`` binaries ``t_k`` marking a predictor with ``v_k = 1`` (at least one): this
-  fixes the scale of ``v``, which would otherwise shrink every KKT condition below
-  the solver's tolerance;
 * ``J`` support binaries ``z_j``: ``w_j <= z_j``, and ``z_j = 1`` forces
   ``n'X0_j >= c``. Every switched constraint is an indicator constraint, never a
   big-M row, whose slack solvers exploit;
@@ -33,7 +30,11 @@ mixed-integer QP:
   (``n'(x1 - X0_j) > 0``), one small LP per donor.
 
 SCIP (``pyscipopt``) solves it, seeded with the search's solution, whose loss is the
-cutoff, within a time budget.
+cutoff, within a time budget. The rows holding ``n`` are multiplied by
+:func:`row_scale` (SCIP's tolerance is absolute on small rows, and these live at the
+scale ``delta * |d|``), with SCIP's feasibility tolerance at :data:`SCIP_FEASTOL`.
+Fixing the scale of ``v`` as well (binaries marking a ``v_k = 1``) gave the same optima
+on ten California fits with twice the nodes, so the model leaves it free.
 
 Never believing the solver
 --------------------------
@@ -377,7 +378,7 @@ class SolverOutcome:
     """What the solver returned: its status, dual bound, and best point (or None).
 
     ``w``, ``d`` and ``n`` are the solver's donor weights, predictor gaps and
-    ``n = v * d``; ``at_max`` marks the predictors it gave ``v_k = 1``.
+    ``n = v * d``.
     """
 
     status: str
@@ -386,7 +387,6 @@ class SolverOutcome:
     w: FloatArray | None = None
     d: FloatArray | None = None
     n: FloatArray | None = None
-    at_max: FloatArray | None = None
     n_nodes: int = 0
 
 
@@ -408,11 +408,9 @@ class _NestedMiqp:
         self.d = [model.addVar(f"d{k}", lb=d_low[k], ub=d_high[k]) for k in range(K)]
         self.n = [model.addVar(f"n{k}", lb=min(d_low[k], 0.0), ub=max(d_high[k], 0.0)) for k in range(K)]
         self.sign = [model.addVar(f"s{k}", vtype="B") for k in range(K)]
-        self.top = [model.addVar(f"t{k}", vtype="B") for k in range(K)]
         for k in range(K):
             model.addCons(self.d[k] == x1[k] - quicksum(X0[k, j] * self.w[j] for j in np.flatnonzero(weightable)))
             self._predictor_cones(k)
-        model.addCons(quicksum(self.top) >= 1)
         self.c = model.addVar("c", lb=None, ub=None)
         self.support = [model.addVar(f"z{j}", vtype="B", ub=1.0 if weightable[j] else 0.0) for j in range(J)]
         for j in np.flatnonzero(weightable):
@@ -431,7 +429,7 @@ class _NestedMiqp:
 
     def _predictor_cones(self, k: int) -> None:
         """``(d_k, n_k)`` in the cone of its sign: ``delta d <= n <= d`` for ``d >= 0``,
-        ``d <= n <= delta d`` for ``d <= 0``; ``n_k = d_k`` when ``v_k = 1``."""
+        ``d <= n <= delta d`` for ``d <= 0``."""
         add, d, n, s, delta = self.model.addConsIndicator, self.d[k], self.n[k], self.sign[k], self.delta
         add(-d <= 0, s)
         add(n - d <= 0, s)
@@ -439,8 +437,6 @@ class _NestedMiqp:
         add(d <= 0, s, activeone=False)
         add(d - n <= 0, s, activeone=False)
         add(self.scale * (n - delta * d) <= 0, s, activeone=False)
-        add(n - d <= 0, self.top[k])
-        add(d - n <= 0, self.top[k])
 
     def seed(self, v: FloatArray, w: FloatArray, loss: float) -> None:
         """The search's solution as the first incumbent; its loss is the cutoff."""
@@ -450,7 +446,7 @@ class _NestedMiqp:
         n = scaled * d
         gains = self.X0.T @ n
         pairs = [
-            (self.w, w), (self.d, d), (self.n, n), (self.sign, d >= 0), (self.top, scaled >= 1.0),
+            (self.w, w), (self.d, d), (self.n, n), (self.sign, d >= 0),
             (self.support, w > 0), (self.residual, self.z1 - self.Z0 @ w),
             ([self.c, self.loss], [gains[w > 0].max(), loss]),
         ]
@@ -481,7 +477,7 @@ class _NestedMiqp:
         values = lambda variables: np.array([model.getSolVal(best, x) for x in variables])  # noqa: E731
         return SolverOutcome(
             status, float(model.getDualbound()), float(model.getSolObjVal(best)),
-            w=values(self.w), d=values(self.d), n=values(self.n), at_max=values(self.top), n_nodes=nodes,
+            w=values(self.w), d=values(self.d), n=values(self.n), n_nodes=nodes,
         )
 
 
@@ -528,7 +524,7 @@ def judge(
         bound = search_loss
     best, v_best, w_best = search_loss, None, None
     if outcome.w is not None:
-        v = recover_predictor_weights(outcome.d, outcome.n, outcome.at_max, min_ratio)
+        v = recover_predictor_weights(outcome.d, outcome.n, min_ratio)
         w, loss, exact = check_predictor_weights(x1, X0, z1, Z0, v)
         if loss < search_loss * (1 - IMPROVEMENT_RTOL):
             best, v_best, w_best = loss, v, w
@@ -550,21 +546,18 @@ def judge(
     )
 
 
-def recover_predictor_weights(
-    d: FloatArray, n: FloatArray, at_max: FloatArray, min_ratio: float
-) -> FloatArray:
+def recover_predictor_weights(d: FloatArray, n: FloatArray, min_ratio: float) -> FloatArray:
     """Admissible ``v`` (summing to one) from the solver's ``d`` and ``n = v * d``.
 
-    ``v_k = n_k / d_k`` where the gap ``d_k`` is not round-off; a predictor matched to
-    round-off keeps the solver's choice (``v_k = 1`` if marked, else the floor is the
-    safest guess). Clipped into ``[delta, 1]`` so that the ratio floor holds exactly.
+    ``v_k = n_k / d_k`` where the gap ``d_k`` is not round-off; a predictor the solver
+    matched to round-off gets the largest weight, which keeps it matched. Clipped into
+    ``[delta max(v), max(v)]`` so that the ratio floor holds exactly.
     """
     d, n = np.asarray(d, float), np.asarray(n, float)
     scale = max(float(np.max(np.abs(d))), 1e-300)
     matched = np.abs(d) <= 1e-14 * scale
-    ratio = np.divide(n, d, out=np.zeros_like(d), where=~matched)
-    v = np.where(matched, np.where(np.asarray(at_max) > 0.5, 1.0, min_ratio), ratio)
-    v = np.clip(v, 0.0, None)
+    ratio = np.clip(np.divide(n, d, out=np.zeros_like(d), where=~matched), 0.0, None)
+    v = np.where(matched, max(float(ratio.max()), 1e-300), ratio)
     v = np.clip(v / max(float(v.max()), 1e-300), min_ratio, 1.0)
     return v / v.sum()
 
