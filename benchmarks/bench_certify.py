@@ -99,15 +99,17 @@ def run_ours(problem: Problem, time_limit: float) -> dict[str, Any]:
     start = time.perf_counter()
     search = nested_fit(problem.x1, problem.X0, problem.z1, problem.Z0, **FitOptions().search_options())
     search_seconds = time.perf_counter() - start
+    cpu = time.process_time()
     cert = certify_nested(
         problem.x1, problem.X0, problem.z1, problem.Z0,
         predictor_weights=search.predictor_weights, weights=search.weights, time_limit=time_limit,
     )
+    cpu = time.process_time() - cpu
     return {
         "group": problem.group, "name": problem.name, "K": problem.X0.shape[0], "J": problem.X0.shape[1],
         "search_loss": search.loss, "search_seconds": search_seconds, "status": cert.status,
         "loss": cert.loss, "dual_bound": cert.dual_bound, "gap": cert.gap,
-        "certify_seconds": cert.seconds, "nodes": cert.n_nodes, "screened": cert.n_donors_screened,
+        "certify_seconds": cert.seconds, "certify_cpu": cpu, "nodes": cert.n_nodes, "screened": cert.n_donors_screened,
     }
 
 
@@ -142,7 +144,7 @@ def attach_mscmt(rows: list[dict[str, Any]], problems: list[Problem], mscmt: dic
             continue
         _, attained, _ = check_predictor_weights(problem.x1, problem.X0, problem.z1, problem.Z0,
                                                  np.asarray(record["V"], float))
-        row.update(mscmt_seconds=record["seconds"], mscmt_loss=attained, mscmt_reported=record["reported_loss"])
+        row.update(mscmt_cpu=record["cpu"], mscmt_loss=attained, mscmt_reported=record["reported_loss"])
 
 
 def excess(loss: pd.Series, optimum: pd.Series) -> pd.Series:
@@ -162,8 +164,8 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             "improved": int((part["status"] == "improved and certified").sum()),
             "bounded": int((part["status"] == "bounded").sum()),
             "ill-posed": int((part["status"] == "ill-posed").sum()),
-            "certify s (median)": part["certify_seconds"].median(),
-            "certify s (max)": part["certify_seconds"].max(),
+            "certify CPU s (median)": part["certify_cpu"].median(),
+            "certify CPU s (max)": part["certify_cpu"].max(),
             "search misses": int((excess(proven["search_loss"], proven["loss"]) > MISS).sum()),
             "search worst excess": excess(proven["search_loss"], proven["loss"]).max(),
         }
@@ -171,7 +173,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             mscmt = excess(proven["mscmt_loss"], proven["loss"])
             row |= {"MSCMT runs": int(part["mscmt_loss"].notna().sum()),
                     "MSCMT misses": int((mscmt > MISS).sum()), "MSCMT worst excess": mscmt.max(),
-                    "MSCMT s (median)": part["mscmt_seconds"].median()}
+                    "MSCMT CPU s (median)": part["mscmt_cpu"].median()}
         rows[group] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("problems")
 
@@ -179,8 +181,8 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
 def markdown(frame: pd.DataFrame, mscmt_detail: str, time_limit: float) -> str:
     """The results section for RESULTS.md (tables rendered by :func:`benchmarks.compare.markdown`)."""
     california = frame[frame["group"].str.startswith("California")].set_index("name")
-    columns = [c for c in ("status", "search_loss", "loss", "dual_bound", "certify_seconds", "mscmt_loss",
-                           "mscmt_reported", "mscmt_seconds") if c in california]
+    columns = [c for c in ("status", "search_loss", "loss", "dual_bound", "certify_cpu", "mscmt_loss",
+                           "mscmt_reported", "mscmt_cpu") if c in california]
     digits = california[columns].map(lambda v: f"{v:.7g}" if isinstance(v, float) and not np.isnan(v) else v)
     notes = (
         f"Certificate: SCIP on the exact MIQP (ratio floor 1e-8, {time_limit:.0f} s per fit) after the default "
@@ -188,7 +190,8 @@ def markdown(frame: pd.DataFrame, mscmt_detail: str, time_limit: float) -> str:
         f"MSCMT: mlsynth's `mscmt` backend (differential evolution over log10 v, floor 1e-8, seed 0); its loss "
         f"is recomputed at its v with the exact inner solve, `mscmt_reported` is its own figure "
         f"({mscmt_detail}).",
-        "Times are wall-clock, one problem at a time, on the machine and load of this run.",
+        "Times are CPU seconds, one problem at a time (the solver's time limit counts CPU time too), so a "
+        "busy machine inflates them less than wall time.",
     )
     return compare.markdown(
         "Certified global optima (`benchmarks/bench_certify.py`)",
@@ -197,25 +200,44 @@ def markdown(frame: pd.DataFrame, mscmt_detail: str, time_limit: float) -> str:
     )
 
 
+def _finished(path: Path | None, time_limit: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """Our records already in ``path`` from a run with the same time limit, by problem."""
+    if path is None or not path.exists():
+        return {}
+    stored = json.loads(path.read_text())
+    if stored.get("time_limit") != time_limit:
+        return {}
+    return {(r["group"], r["name"]): {k: v for k, v in r.items() if not k.startswith("mscmt")}
+            for r in stored["records"]}
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", type=Path, help="write the results section here")
-    parser.add_argument("--json", type=Path, help="write the raw records here")
+    parser.add_argument("--json", type=Path, help="raw records; also a checkpoint that a rerun resumes from")
     parser.add_argument("--quick", action="store_true", help="3 California placebos, 3 random problems")
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="seconds per certification")
     parser.add_argument("--mscmt-cap", type=float, default=1200.0, help="seconds for all mlsynth runs")
+    parser.add_argument("--budget", type=float, help="stop starting our fits after this many seconds")
     args = parser.parse_args(argv)
     problems = california_problems(3 if args.quick else None) + random_problems(args.quick)
-    rows = []
-    for problem in problems:
-        rows.append(run_ours(problem, args.time_limit))
-        print(f"ours {problem.group}/{problem.name}: {rows[-1]['status']} in {rows[-1]['certify_seconds']:.1f} s",
+    done = _finished(args.json, args.time_limit)
+    rows, start = [], time.perf_counter()
+    for i, problem in enumerate(problems):
+        if args.budget is not None and time.perf_counter() - start > args.budget:
+            print(f"budget spent: {len(problems) - i} problems not run", file=sys.stderr)
+            problems = problems[:i]
+            break
+        rows.append(done.get((problem.group, problem.name)) or run_ours(problem, args.time_limit))
+        print(f"ours {problem.group}/{problem.name}: {rows[-1]['status']} in {rows[-1]['certify_cpu']:.1f} CPU s",
               file=sys.stderr, flush=True)
+        if args.json:  # a checkpoint: an interrupted run given the same file resumes here
+            args.json.write_text(json.dumps({"time_limit": args.time_limit, "records": rows}, indent=1))
     mscmt, detail = run_mscmt(problems, args.mscmt_cap)
     attach_mscmt(rows, problems, mscmt)
     frame = pd.DataFrame(rows)
     if args.json:
-        args.json.write_text(frame.to_json(orient="records", indent=1))
+        args.json.write_text(json.dumps({"time_limit": args.time_limit, "records": rows}, indent=1, default=float))
     text = markdown(frame, detail, args.time_limit)
     if args.markdown:
         args.markdown.write_text(text + "\n")

@@ -63,6 +63,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -79,6 +80,12 @@ __all__ = [
     "Certificate",
     "certify_nested",
     "require_solver",
+    "weightable_donors",
+    "check_predictor_weights",
+    "recover_predictor_weights",
+    "judge",
+    "SolverOutcome",
+    "row_scale",
     "STATUSES",
     "CERTIFIED_RTOL",
     "DEFAULT_TIME_LIMIT",
@@ -242,8 +249,10 @@ def certify_nested(
         ``delta`` of the class ``min(v) >= delta * max(v)``: the search option
         ``min_predictor_weight``; positive.
     time_limit : float or None, default 60
-        Seconds for the whole certification (None: no limit). When it runs out the
-        status is ``"bounded"`` unless the bound already meets the loss.
+        Seconds for the certification (None: no limit): the solver gets what the
+        screen left, counted in CPU time so that a busy machine does not change
+        which fits finish. When it runs out the status is ``"bounded"`` unless the
+        bound already meets the loss.
 
     Returns
     -------
@@ -461,8 +470,10 @@ class _NestedMiqp:
     def solve(self, time_limit: float | None) -> SolverOutcome:
         model = self.model
         if time_limit is not None:
+            # CPU time, so that a busy machine does not change which fits finish.
+            model.setParam("timing/clocktype", 1)
             model.setParam("limits/time", max(time_limit, 0.01))
-        with _quiet_lp_messages():
+        with _stderr_filter.active():
             try:
                 model.optimize()
             except Exception as error:  # pyscipopt raises a bare Exception on solver errors
@@ -486,26 +497,56 @@ class _NestedMiqp:
 _LP_MESSAGE = "Cannot set feasibility tolerance"
 
 
-@contextmanager
-def _quiet_lp_messages() -> Iterator[None]:
-    """Drop SoPlex's tolerance messages from file descriptor 2; pass anything else on."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters)
-        yield
-        return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
+class _StderrFilter:
+    """Drop SoPlex's tolerance messages from file descriptor 2, passing anything else on.
+
+    Descriptor 2 belongs to the whole process, so concurrent solves (threads) share
+    one redirection: the first to enter opens it, the last to leave restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+        self._sink = None
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        self._enter()
         try:
             yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            kept = [line for line in sink.read().decode(errors="replace").splitlines() if _LP_MESSAGE not in line]
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    sys.stderr.flush()
+                    self._saved = os.dup(2)
+                except (OSError, ValueError):  # no usable descriptor 2 (embedded interpreters)
+                    self._saved = None
+                else:
+                    self._sink = tempfile.TemporaryFile(mode="w+b")
+                    os.dup2(self._sink.fileno(), 2)
+            self._depth += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth or self._saved is None:
+                return
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._sink.seek(0)
+            text = self._sink.read().decode(errors="replace")
+            self._sink.close()
+            kept = [line for line in text.splitlines() if _LP_MESSAGE not in line]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
+
+
+_stderr_filter = _StderrFilter()
 
 
 # ------------------------------------------------------------------ the check
@@ -524,8 +565,11 @@ def judge(
         bound = search_loss
     best, v_best, w_best = search_loss, None, None
     if outcome.w is not None:
-        v = recover_predictor_weights(outcome.d, outcome.n, min_ratio)
-        w, loss, exact = check_predictor_weights(x1, X0, z1, Z0, v)
+        candidates = [recover_predictor_weights(outcome.d, outcome.n, min_ratio)]
+        candidates += [v for v in [_widest_margin_weights(X0, outcome.d, outcome.w, min_ratio)] if v is not None]
+        v, (w, loss, exact) = min(
+            ((v, check_predictor_weights(x1, X0, z1, Z0, v)) for v in candidates), key=lambda pair: pair[1][1]
+        )
         if loss < search_loss * (1 - IMPROVEMENT_RTOL):
             best, v_best, w_best = loss, v, w
             notes.append("checked " + ("in exact rational arithmetic" if exact else "in double precision"))
@@ -559,6 +603,38 @@ def recover_predictor_weights(d: FloatArray, n: FloatArray, min_ratio: float) ->
     ratio = np.clip(np.divide(n, d, out=np.zeros_like(d), where=~matched), 0.0, None)
     v = np.where(matched, max(float(ratio.max()), 1e-300), ratio)
     v = np.clip(v / max(float(v.max()), 1e-300), min_ratio, 1.0)
+    return v / v.sum()
+
+
+def _widest_margin_weights(
+    X0: FloatArray, d: FloatArray, w: FloatArray, min_ratio: float
+) -> FloatArray | None:
+    """Admissible ``v`` making the solver's ``w`` inner-optimal with the widest margin.
+
+    The inner KKT conditions at ``w`` are linear in ``v``: with ``g_j(v) =
+    sum_k v_k d_k X0[k, j]``, ``g_j = c`` on the support and ``g_j <= c - s`` off it.
+    Maximising ``s`` over ``delta <= v <= 1`` (an LP) picks a ``v`` whose support
+    survives the solver's round-off, where ``n / d`` can sit on a boundary. None when
+    the LP has no solution.
+    """
+    G = (np.asarray(d, float)[:, None] * X0).T  # g = G v
+    G = G / max(float(np.max(np.abs(G))), 1e-300)
+    K = G.shape[1]
+    support = np.asarray(w) > 1e-9 * max(float(np.max(w)), 1e-300)
+    ones = np.ones((G.shape[0], 1))
+    a_eq = np.hstack([G[support], -ones[support], np.zeros((support.sum(), 1))])
+    a_ub = np.hstack([G[~support], -ones[~support], ones[~support]])
+    objective = np.zeros(K + 2)
+    objective[-1] = -1.0
+    result = optimize.linprog(
+        objective, A_ub=a_ub if a_ub.size else None, b_ub=np.zeros(a_ub.shape[0]) if a_ub.size else None,
+        A_eq=a_eq, b_eq=np.zeros(a_eq.shape[0]),
+        bounds=[(min_ratio, 1.0)] * K + [(None, None), (None, 1.0)], method="highs",
+    )
+    if result.status != 0:
+        return None
+    v = np.clip(result.x[:K], min_ratio, 1.0)
+    v = np.maximum(v / v.max(), min_ratio)
     return v / v.sum()
 
 

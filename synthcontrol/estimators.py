@@ -76,10 +76,11 @@ def fit(
         option travels with the fit, so placebo tests and other refits certify too.
         Classic estimator with chosen predictor weights only.
     certify_time_limit : float or None, default 60
-        Seconds allowed to each certification (None: no limit). The three classic
-        studies need under 15 s; a fit that runs out of time is reported as
-        ``"bounded"`` with its gap. Within the limit the outcome is deterministic;
-        whether a hard fit finishes in time depends on the machine.
+        Seconds allowed to each certification (None: no limit), counted in the
+        solver's CPU time so that a busy machine does not change which fits finish.
+        The three classic studies need under 15 s; a fit that runs out of time is
+        reported as ``"bounded"`` with its gap. The solver is deterministic; whether a
+        hard fit finishes in time depends on the speed of the machine.
 
     Returns
     -------

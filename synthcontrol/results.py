@@ -39,7 +39,7 @@ class FitOptions:
         Certify each nested choice of predictor weights after the search
         (:func:`synthcontrol.certify.certify_nested`); every refit certifies too.
     certify_time_limit : float or None
-        Seconds allowed to each certification (None: no limit).
+        Seconds (solver CPU time) allowed to each certification (None: no limit).
     """
 
     seed: int = 0
