@@ -74,7 +74,7 @@ import numpy as np
 from scipy import optimize
 
 from .errors import MissingDependencyError
-from .weights import nested_fit, optimal_face_tiebreak, outcome_loss, simplex_least_squares
+from .weights import nested_fit, optimal_face_tiebreak, outcome_loss, simplex_least_squares, solve_weights
 
 __all__ = [
     "Certificate",
@@ -565,11 +565,7 @@ def judge(
         bound = search_loss
     best, v_best, w_best = search_loss, None, None
     if outcome.w is not None:
-        candidates = [recover_predictor_weights(outcome.d, outcome.n, min_ratio)]
-        candidates += [v for v in [_widest_margin_weights(X0, outcome.d, outcome.w, min_ratio)] if v is not None]
-        v, (w, loss, exact) = min(
-            ((v, check_predictor_weights(x1, X0, z1, Z0, v)) for v in candidates), key=lambda pair: pair[1][1]
-        )
+        v, w, loss, exact = _attained(x1, X0, z1, Z0, outcome, min_ratio)
         if loss < search_loss * (1 - IMPROVEMENT_RTOL):
             best, v_best, w_best = loss, v, w
             notes.append("checked " + ("in exact rational arithmetic" if exact else "in double precision"))
@@ -588,6 +584,49 @@ def judge(
         predictor_weights=v_best, weights=w_best, solver_status=outcome.status,
         n_nodes=outcome.n_nodes, note="; ".join(notes),
     )
+
+
+def _attained(
+    x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray, outcome: SolverOutcome, min_ratio: float
+) -> tuple[FloatArray, FloatArray, float, bool]:
+    """The best checked ``(v, W(v), loss, exact)`` near the solver's point.
+
+    Candidates: ``n / d`` and the widest-margin ``v``. With ``v`` spanning eight orders
+    of magnitude the loss can move with digits the solver does not resolve, so when
+    both miss the solver's objective a Nelder-Mead search in ``log10 v`` (as MSCMT
+    searches) refines the better one; every candidate goes through the exact check.
+    """
+    candidates = [recover_predictor_weights(outcome.d, outcome.n, min_ratio)]
+    candidates += [v for v in [_widest_margin_weights(X0, outcome.d, outcome.w, min_ratio)] if v is not None]
+    checked = [(v, *check_predictor_weights(x1, X0, z1, Z0, v)) for v in candidates]
+    best = min(checked, key=lambda entry: entry[2])
+    if outcome.objective is not None and _relative_gap(best[2], outcome.objective) > CERTIFIED_RTOL:
+        v = _refine_in_log_space(x1, X0, z1, Z0, best[0], min_ratio)
+        best = min([best, (v, *check_predictor_weights(x1, X0, z1, Z0, v))], key=lambda entry: entry[2])
+    return best
+
+
+#: Lowest ``log10 v`` the refinement visits when the floor is zero.
+_LOG_FLOOR = -12.0
+
+
+def _refine_in_log_space(
+    x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray, v: FloatArray, min_ratio: float
+) -> FloatArray:
+    """Nelder-Mead on ``log10 v`` within ``[log10 delta, 0]`` from ``v``; admissible ``v``."""
+    low = np.log10(min_ratio) if min_ratio > 0 else _LOG_FLOOR
+
+    def loss(u: FloatArray) -> float:
+        return outcome_loss(z1, Z0, solve_weights(x1, X0, 10.0 ** np.clip(u, low, 0.0)))
+
+    start = np.clip(np.log10(np.maximum(v / v.max(), 10.0**low)), low, 0.0)
+    result = optimize.minimize(
+        loss, start, method="Nelder-Mead",
+        options={"maxfev": 300 * v.size, "xatol": 1e-8, "fatol": 0.0, "adaptive": True},
+    )
+    refined = 10.0 ** np.clip(result.x, low, 0.0)
+    refined = np.maximum(refined / refined.max(), min_ratio)
+    return refined / refined.sum()
 
 
 def recover_predictor_weights(d: FloatArray, n: FloatArray, min_ratio: float) -> FloatArray:
