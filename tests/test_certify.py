@@ -304,3 +304,11 @@ def test_solver_messages_are_filtered_and_others_kept(capfd):
     err = capfd.readouterr().err
     assert "something else" in err
     assert "Cannot set feasibility tolerance" not in err
+
+
+def test_placebo_test_and_spec_curve_reject_bad_certify(panel, spec):
+    res = sc.fit(panel, spec)
+    with pytest.raises(sc.SpecError, match="certify"):
+        sc.placebo_test(res, certify="yes")
+    with pytest.raises(sc.SpecError, match="certify"):
+        sc.specification_curve(panel, {"base": spec}, certify=1)

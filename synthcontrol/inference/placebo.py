@@ -338,10 +338,10 @@ def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_
 
 def _with_certify(result: SynthResult, certify: bool | None) -> SynthResult:
     """``result`` with ``certify`` in its options (refitted when it now needs a certificate)."""
+    if certify is not None and not isinstance(certify, (bool, np.bool_)):
+        raise SpecError(f"certify={certify!r} is not valid; give True, False or None")
     if certify is None or bool(certify) == result.options.certify:
         return result
-    if not isinstance(certify, (bool, np.bool_)):
-        raise SpecError(f"certify={certify!r} is not valid; give True, False or None")
     options = replace(result.options, certify=bool(certify))
     if not certify or result.predictor_weights_given:
         return replace(result, options=options)
