@@ -102,8 +102,8 @@ STATUSES = ("certified", "improved and certified", "bounded", "ill-posed")
 CERTIFIED_RTOL = 1e-6
 
 #: Default time budget of one certification, in seconds (the solver's CPU time).
-#: Measured: California (ADH) 2.5 s, Basque and Texas at once (the outcome-only bound
-#: is attained); its 35 well-posed placebos a median of 3.0 s and at most 37 s.
+#: Measured: California (ADH) 2.4 s, Basque and Texas at once (the outcome-only bound
+#: is attained); the 39 California fits a median of 2.2 s and at most 37 s.
 DEFAULT_TIME_LIMIT = 60.0
 
 #: SCIP's feasibility tolerance. Its default (1e-6) lets ``n = v * d`` reach ``1e-8``
