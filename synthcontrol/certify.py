@@ -123,10 +123,10 @@ def row_scale(delta: float) -> float:
     California and two hard placebos (``delta = 1e-8``) a factor of 1 let SCIP report
     losses that fail the exact check, 1e8 ran out of time, 1e4 certified all three.
     """
-    return float(np.clip(1e-4 / max(delta, 1e-300), 1.0, 1e4))
+    return float(np.clip(1e-4 / delta, 1.0, 1e4))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Certificate:
     """How far the nested fit is from the global optimum over the admissible class.
 
@@ -248,7 +248,9 @@ def certify_nested(
         the cutoff.
     min_ratio : float, default 1e-8
         ``delta`` of the class ``min(v) >= delta * max(v)``: the search option
-        ``min_predictor_weight``; positive.
+        ``min_predictor_weight``. Must be in ``(0, 1)``: with a zero floor ``v = 0``
+        is in the closure of the class, every ``w`` is inner-optimal there, and the
+        infimum is the outcome-only bound, generally not attained.
     time_limit : float or None, default 60
         Seconds for the certification (None: no limit): the solver gets what the
         screen left, counted in CPU time so that a busy machine does not change
@@ -277,6 +279,8 @@ def certify_nested(
     >>> cert.certified, cert.loss <= sol.loss, cert.gap <= 1e-6
     (True, True, True)
     """
+    if not 0.0 < min_ratio < 1.0:
+        raise ValueError(f"min_ratio={min_ratio!r}: the certificate needs a floor in (0, 1)")
     pyscipopt = require_solver()
     start = time.perf_counter()
     x1, X0, z1, Z0 = (np.asarray(a, dtype=float) for a in (x1, X0, z1, Z0))
@@ -293,7 +297,8 @@ def certify_nested(
             min_ratio, time.perf_counter() - start, search_loss,
             note="the loss equals the outcome-only bound, which no donor weights can beat",
         )
-    weightable = weightable_donors(x1, X0)
+    # The search's own support is weightable by definition (a guard against LP round-off).
+    weightable = weightable_donors(x1, X0) | (np.asarray(weights) > 0)
     model = _NestedMiqp(pyscipopt, x1, X0, z1, Z0, weightable, min_ratio, outcome_bound)
     model.seed(np.asarray(predictor_weights, dtype=float), np.asarray(weights, dtype=float), search_loss)
     budget = None if time_limit is None else max(time_limit - (time.perf_counter() - start), 0.0)
@@ -607,15 +612,11 @@ def _attained(
     return best
 
 
-#: Lowest ``log10 v`` the refinement visits when the floor is zero.
-_LOG_FLOOR = -12.0
-
-
 def _refine_in_log_space(
     x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray, v: FloatArray, min_ratio: float
 ) -> FloatArray:
     """Nelder-Mead on ``log10 v`` within ``[log10 delta, 0]`` from ``v``; admissible ``v``."""
-    low = np.log10(min_ratio) if min_ratio > 0 else _LOG_FLOOR
+    low = np.log10(min_ratio)
 
     def loss(u: FloatArray) -> float:
         return outcome_loss(z1, Z0, solve_weights(x1, X0, 10.0 ** np.clip(u, low, 0.0)))

@@ -113,7 +113,7 @@ def fit(
         options,
         estimator=_check_estimator(estimator),
         estimator_options=tuple(sorted((estimator_options or {}).items())),
-        **_certify_options(certify, certify_time_limit, estimator, predictor_weights),
+        **_certify_options(certify, certify_time_limit, estimator, predictor_weights, min_predictor_weight),
     )
     designs = prepare_designs(data, spec)
     results = {
@@ -282,7 +282,7 @@ def _options(
 
 
 def _certify_options(
-    certify: bool, time_limit: float | None, estimator: str, predictor_weights: object
+    certify: bool, time_limit: float | None, estimator: str, predictor_weights: object, floor: float
 ) -> dict:
     """Validated ``certify`` settings for :class:`FitOptions` (the solver is checked
     now, before the search, so a missing package fails fast)."""
@@ -301,6 +301,11 @@ def _certify_options(
             )
         if predictor_weights is not None:
             raise SpecError("certify=True certifies chosen predictor weights; drop predictor_weights or certify")
+        if floor <= 0:
+            raise SpecError(
+                "certify=True needs min_predictor_weight > 0: with a zero floor the nested optimum is "
+                "generally not attained (v = 0 makes every donor weighting optimal); use e.g. 1e-8"
+            )
         require_solver()
     return {"certify": bool(certify), "certify_time_limit": None if time_limit is None else float(time_limit)}
 

@@ -302,6 +302,8 @@ def specification_curve(
     if not isinstance(certify, (bool, np.bool_)):
         raise SpecError(f"certify={certify!r} is not valid; give True, False or None")
     if certify:
+        if options.min_predictor_weight <= 0:
+            raise SpecError("certify=True needs options.min_predictor_weight > 0 (e.g. the default 1e-8)")
         require_solver()
     own_options = dict(estimator_options or {})
     estimators = _check_estimators(estimators, own_options)

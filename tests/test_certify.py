@@ -248,6 +248,7 @@ def test_fit_without_certify_has_no_certificate(panel, spec):
     ({"certify": True, "certify_time_limit": -1.0}, "certify_time_limit"),
     ({"certify": True, "estimator": "sdid"}, "classic"),
     ({"certify": True, "predictor_weights": [1.0, 1.0, 1.0]}, "predictor_weights"),
+    ({"certify": True, "min_predictor_weight": 0.0}, "min_predictor_weight"),
 ])
 def test_fit_rejects_bad_certify_options(panel, spec, kwargs, match):
     with pytest.raises(sc.SpecError, match=match):
