@@ -41,8 +41,10 @@ Never believing the solver
 A solver answers within tolerances, and with ``v`` spanning eight orders of
 magnitude (``delta = 1e-8``) a KKT condition violated by less than the tolerance can
 make an unattainable loss look attainable. So the solver's ``v`` is recovered
-(``n_k / d_k``, clipped into the class) and the inner problem is solved again at that
-``v`` by the package itself (:func:`~synthcontrol.weights.nested_fit`, with its
+(``n_k / d_k`` clipped into the class, and the ``v`` that makes the solver's ``w``
+optimal with the widest margin, an LP; when both miss the solver's objective, a
+Nelder-Mead search in ``log10 v`` refines the better) and the inner problem is solved
+again at that ``v`` by the package itself (:func:`~synthcontrol.weights.nested_fit`, with its
 tie-breaking rule), then once more in exact rational arithmetic on the support found
 (an active-set method on :class:`fractions.Fraction`, which proves the KKT
 conditions with no tolerance at all). Only that checked loss is reported, and the
