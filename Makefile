@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup case-study test data bench bench-env clean
+.PHONY: setup case-study test data bench bench-env mlsynth-env clean
 BENCH_VENV ?= .venv-bench
+MLSYNTH_VENV ?= .venv-mlsynth
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +37,20 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements-peers.txt
 
 bench-env: $(BENCH_VENV)/.installed
 
+# mlsynth (MSCMT-style differential evolution, compared with the certificate in
+# benchmarks/bench_certify.py) wants a newer scipy than the peers allow: its own environment.
+$(MLSYNTH_VENV)/.installed: benchmarks/requirements-mlsynth.txt
+	$(PYTHON) -m venv $(MLSYNTH_VENV)
+	$(MLSYNTH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSYNTH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-mlsynth.txt
+	touch $@
+
+mlsynth-env: $(MLSYNTH_VENV)/.installed
+
 # Writes benchmarks/RESULTS.md (+ results/) and the results block of benchmarks/README.md;
 # about 13 minutes on 2 cores once both environments exist.
-bench: setup bench-env
+bench: setup bench-env mlsynth-env
 	$(PY) benchmarks/run_all.py --out benchmarks/RESULTS.md --readme benchmarks/README.md
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) output .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(MLSYNTH_VENV) output .pytest_cache

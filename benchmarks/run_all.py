@@ -62,7 +62,8 @@ MIN_CALL = 15.0  # a call is not started with less budget than this
 REPEAT_BELOW = 10.0  # peer fits faster than this are repeated (new process each)
 # The scaling helper's scripts: time limit and arguments (besides --markdown).
 EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {"scaling": (210.0, ("--budget", "150")), "parallel": (150.0, ()),
-                                                    "bench_variants": (300.0, ())}
+                                                    "bench_variants": (300.0, ()),
+                                                    "bench_certify": (1500.0, ("--budget", "900", "--mscmt-cap", "480"))}
 RUN_BUDGET = 840.0  # the whole run; the extras, run last, get at most what is left
 
 
@@ -96,7 +97,8 @@ def quick_settings() -> Settings:
                     placebo_jobs=(1,), placebo_repeats=1, unit_repeats=1,
                     fit_caps={"pysyncon": 60.0}, placebo_cap=60.0, peer_budget=120.0,
                     extras={"scaling": (60.0, ("--quick",)), "parallel": (60.0, ("--quick",)),
-                            "bench_variants": (120.0, ("--quick",))},
+                            "bench_variants": (120.0, ("--quick",)),
+                            "bench_certify": (300.0, ("--quick",))},
                     run_budget=300.0, quick=True)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "CheckpointError",
     "DataBuildError",
     "SolverError",
+    "MissingDependencyError",
     "SynthControlWarning",
     "ConvergenceWarning",
     "DroppedDonorsWarning",
@@ -107,6 +108,10 @@ class DataBuildError(SynthControlError):
 
 class SolverError(SynthControlError, RuntimeError):
     """Every solver path failed on a weighting problem."""
+
+
+class MissingDependencyError(SynthControlError, ImportError):
+    """An optional feature needs a package that is not installed (the message says which)."""
 
 
 class SynthControlWarning(UserWarning):

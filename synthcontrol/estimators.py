@@ -14,6 +14,7 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .certify import DEFAULT_TIME_LIMIT, Certificate, certify_nested, require_solver
 from ._validation import check_bool, check_int, check_mapping, check_number, check_seed
 from .audit import audit as run_audit
 from .audit import check_flags, flagged_cells
@@ -21,7 +22,7 @@ from .errors import ArgumentError, AuditWarning, SpecError
 from .panel import Panel
 from .results import FitOptions, SynthResult, SynthResults
 from .spec import Design, Predictor, Spec, prepare, require_treated_units
-from .weights import nested_fit
+from .weights import NestedSolution, nested_fit
 
 __all__ = [
     "fit",
@@ -56,6 +57,8 @@ def fit(
     estimator: str = "classic",
     estimator_options: Mapping[str, object] | None = None,
     audit: pd.DataFrame | bool | None = None,
+    certify: bool = False,
+    certify_time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> SynthResult | SynthResults:
     """Fit the synthetic control of ``spec`` (Abadie, Diamond and Hainmueller).
 
@@ -90,6 +93,20 @@ def fit(
         window (the treated unit's post-period outcome is the effect, not checked).
         Default None: no check, since real events are flagged too (DATASHEET.md
         lists what the default audit flags on the classic panels).
+    certify : bool, default False
+        After the search, prove the nested fit globally optimal over the admissible
+        predictor weights (``min(v) >= min_predictor_weight * max(v)``) or find a
+        better one, with a mixed-integer solver (needs ``synthcontrol[certify]``, see
+        :mod:`synthcontrol.certify`). The result's ``certificate`` says what was
+        proven; when it lowers the loss the result carries the improved weights. The
+        option travels with the fit, so placebo tests and other refits certify too.
+        Classic estimator with chosen predictor weights only.
+    certify_time_limit : float or None, default 60
+        Seconds allowed to each certification (None: no limit), counted in the
+        solver's CPU time so that a busy machine does not change which fits finish.
+        The three classic studies need under 15 s; a fit that runs out of time is
+        reported as ``"bounded"`` with its gap. The solver is deterministic; whether a
+        hard fit finishes in time depends on the speed of the machine.
 
     Returns
     -------
@@ -99,6 +116,8 @@ def fit(
     ------
     SynthControlError
         Any problem with the data or the specification, naming the culprit.
+    MissingDependencyError
+        ``certify=True`` without the optional package ``pyscipopt``.
 
     Examples
     --------
@@ -117,7 +136,10 @@ def fit(
         seed=seed, n_random_starts=n_random_starts, n_local=n_local, n_polish=n_polish,
         max_iterations=max_iterations, min_predictor_weight=min_predictor_weight,
         global_search=global_search, estimator=estimator, estimator_options=estimator_options,
+        certify=certify, certify_time_limit=certify_time_limit,
     ))
+    if options.certify and predictor_weights is not None:
+        raise SpecError("certify=True certifies chosen predictor weights; drop predictor_weights or certify")
     designs = prepare_designs(data, spec)
     flags = _audit_flags(audit, data, spec)
     results = {
@@ -197,12 +219,36 @@ def _fit_classic(
     solution = nested_fit(
         X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search
     )
+    certificate = None
+    if options.certify and predictor_weights is None:
+        certificate = certify_nested(
+            X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:],
+            predictor_weights=solution.predictor_weights, weights=solution.weights,
+            min_ratio=options.min_predictor_weight, time_limit=options.certify_time_limit,
+        )
+        solution = _with_certified_weights(solution, certificate, X[:, 0], X[:, 1:])
     return SynthResult(
         design=design,
         solution=solution,
         scale=scale,
         options=options,
         predictor_weights_given=predictor_weights is not None,
+        certificate=certificate,
+    )
+
+
+def _with_certified_weights(
+    solution: NestedSolution, certificate: Certificate, x1: np.ndarray, X0: np.ndarray
+) -> NestedSolution:
+    """``solution`` with the certificate's weights when it found a lower loss."""
+    if certificate.weights is None:
+        return solution
+    v = solution.predictor_weights if certificate.predictor_weights is None else certificate.predictor_weights
+    w = np.array(certificate.weights)
+    residual = np.sqrt(v) * (X0 @ w - x1)
+    return replace(
+        solution, predictor_weights=np.array(v), weights=w, loss=certificate.loss,
+        inner_objective=float(residual @ residual),
     )
 
 
@@ -257,7 +303,7 @@ def check_fit_options(options: FitOptions) -> FitOptions:
     other entry point that takes them."""
     if not isinstance(options, FitOptions):
         raise ArgumentError(f"options must be a synthcontrol.FitOptions, got {type(options).__name__}")
-    return replace(
+    checked = replace(
         options,
         seed=check_seed(options.seed),
         n_random_starts=check_int(options.n_random_starts, "n_random_starts", minimum=0),
@@ -269,7 +315,12 @@ def check_fit_options(options: FitOptions) -> FitOptions:
         global_search=check_bool(options.global_search, "global_search"),
         estimator=_check_estimator(options.estimator),
         estimator_options=_frozen_options(options.estimator_options, "estimator_options"),
+        certify=check_bool(options.certify, "certify"),
+        certify_time_limit=_check_time_limit(options.certify_time_limit),
     )
+    if checked.certify:
+        _check_certifiable(checked)
+    return checked
 
 
 def _frozen_options(options: Mapping[str, object] | tuple | None, name: str) -> tuple:
@@ -277,6 +328,28 @@ def _frozen_options(options: Mapping[str, object] | tuple | None, name: str) -> 
     if isinstance(options, tuple) and all(isinstance(o, tuple) and len(o) == 2 for o in options):
         options = dict(options)  # already frozen, as FitOptions holds them
     return tuple(sorted(check_mapping(options, name).items()))
+
+
+def _check_time_limit(time_limit: object) -> float | None:
+    if time_limit is None:
+        return None
+    return check_number(time_limit, "certify_time_limit", low=0.0, low_open=True)
+
+
+def _check_certifiable(options: FitOptions) -> None:
+    """Refuse ``certify=True`` where no certificate can exist, and check the solver
+    now, before any search, so that a missing package fails fast."""
+    if options.estimator != "classic":
+        raise SpecError(
+            f"certify=True certifies the classic estimator's nested choice of predictor weights; "
+            f"estimator={options.estimator!r} has none: drop certify or use estimator='classic'"
+        )
+    if options.min_predictor_weight <= 0:
+        raise SpecError(
+            "certify=True needs min_predictor_weight > 0: with a zero floor the nested optimum is "
+            "generally not attained (v = 0 makes every donor weighting optimal); use e.g. 1e-8"
+        )
+    require_solver()
 
 
 def _check_estimator(name: str) -> str:

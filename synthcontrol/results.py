@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Hashable, Iterator, Mapping
+from typing import Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .certify import DEFAULT_TIME_LIMIT, Certificate
+from .certify import STATUSES as CERTIFICATE_STATUSES
 from .spec import Design
 from .weights import NestedSolution
 
-__all__ = ["FitOptions", "Summary", "SynthResult", "SynthResults"]
+__all__ = ["FitOptions", "Summary", "SynthResult", "SynthResults", "certificate_counts"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class FitOptions:
         Name of a registered estimator (see :func:`synthcontrol.estimators.fit_design`).
     estimator_options : tuple of (name, value) pairs
         The estimator's own settings, frozen so options stay hashable and immutable.
+    certify : bool
+        Certify each nested choice of predictor weights after the search
+        (:func:`synthcontrol.certify.certify_nested`); every refit certifies too.
+    certify_time_limit : float or None
+        Seconds (solver CPU time) allowed to each certification (None: no limit).
     """
 
     seed: int = 0
@@ -44,6 +51,8 @@ class FitOptions:
     global_search: bool = False
     estimator: str = "classic"
     estimator_options: tuple = ()
+    certify: bool = False
+    certify_time_limit: float | None = DEFAULT_TIME_LIMIT
 
     def search_options(self) -> dict:
         """Keyword arguments of :func:`~synthcontrol.weights.choose_predictor_weights`."""
@@ -143,6 +152,10 @@ class SynthResult:
     details : tuple of (name, value) pairs
         Estimator-specific outputs (e.g. a penalty chosen by cross-validation, time
         weights); read them with :attr:`extras`.
+    certificate : Certificate or None
+        How far the nested fit is from the global optimum (``sc.fit(..., certify=True)``);
+        None when not requested. When it found a lower loss, ``solution`` already
+        holds the improved weights.
     """
 
     design: Design
@@ -153,6 +166,7 @@ class SynthResult:
     estimator: str = "classic"
     intercept: float = 0.0
     details: tuple = ()
+    certificate: Certificate | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", _frozen(self.scale))
@@ -291,6 +305,7 @@ class SynthResult:
                 "tie_broken": s.tie_broken,
                 "inner_method": s.inner_method,
                 "predictor_weights_given": self.predictor_weights_given,
+                **_certificate_record(self.certificate),
             },
             name="fit",
         )
@@ -327,6 +342,8 @@ class SynthResult:
             )
         if len(self.design.dropped_donors):
             notes.append(f"Dropped donors: {dict(self.design.dropped_donors)}")
+        if self.certificate is not None:
+            notes.append(_certificate_note(self.certificate))
         return Summary(
             f"Synthetic control for {self.treated}",
             {
@@ -363,6 +380,49 @@ class SynthResult:
         from .plots import plot_weights
 
         return plot_weights(self, ax=ax)
+
+
+def _certificate_record(certificate: Certificate | None) -> dict:
+    """The certificate's fields for :attr:`SynthResult.fit_record` (NaN when none)."""
+    if certificate is None:
+        return {"certificate_status": "not requested", "dual_bound": np.nan, "certificate_gap": np.nan,
+                "certificate_seconds": np.nan}
+    return {"certificate_status": certificate.status, "dual_bound": certificate.dual_bound,
+            "certificate_gap": certificate.gap, "certificate_seconds": certificate.seconds}
+
+
+def certificate_counts(statuses: Sequence[str | None]) -> pd.Series:
+    """How many fits got each certificate status (None: not requested, or fixed ``v``)."""
+    labels = (*CERTIFICATE_STATUSES, "none")
+    counts = {label: 0 for label in labels}
+    for status in statuses:
+        counts["none" if status is None else status] += 1
+    return pd.Series(counts, name="fits", dtype=int)
+
+
+def certificate_counts_note(statuses: Sequence[str | None]) -> str:
+    """One sentence with :func:`certificate_counts`, for summaries."""
+    counts = certificate_counts(statuses)
+    certified = counts["certified"] + counts["improved and certified"]
+    return (
+        f"Certificates: {certified} of {len(statuses)} fits certified globally optimal "
+        f"({counts['improved and certified']} after improving the search), {counts['bounded']} bounded "
+        f"(time limit or failed check), {counts['ill-posed']} ill-posed, {counts['none']} without a certificate."
+    )
+
+
+def _certificate_note(certificate: Certificate) -> str:
+    """One sentence on the certificate, for :meth:`SynthResult.summary`."""
+    c = certificate
+    if c.status == "ill-posed":
+        return (f"Certificate: ill-posed. The treated unit lies in the donors' hull in predictor space, "
+                f"so every admissible v gives the same predictor match; optimistic loss {c.loss:.7g}.")
+    found = (f"the certificate lowered the search's loss {c.search_loss:.7g} to {c.loss:.7g} (weights "
+             f"updated); " if c.improved else "")
+    claim = ("a certified global optimum" if c.certified
+             else f"not certified: relative gap {c.gap:.2e} to the dual bound {c.dual_bound:.7g}")
+    return (f"Certificate ({c.seconds:.1f} s, predictor weights with min/max >= {c.floor:g}): {found}"
+            f"loss {c.loss:.7g} is {claim}.")
 
 
 def _rmspe(gap: np.ndarray) -> float:

@@ -29,7 +29,8 @@ from .estimators import ESTIMATORS, check_fit_options, fit_design, prepare_desig
 from .inference import placebo_test
 from .inference.runner import run_tasks
 from .periods import coerce_period, parse_period_column, sorted_periods
-from .results import FitOptions, Summary, SynthResult
+from .results import FitOptions, Summary, SynthResult, certificate_counts, certificate_counts_note
+from .certify import require_solver
 from .spec import Design, Predictor, Spec, at, mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,7 +237,20 @@ class SpecCurveResult:
             "p-values: rank of the treated unit's post/pre RMSPE ratio among the in-space placebos.",
             f"Estimators: {sorted(set(self.estimators))}; specifications: {len(set(self.labels))}.",
         )
+        if any(status is not None for status in self._certificate_statuses()):
+            notes += (certificate_counts_note(self._certificate_statuses()),)
         return Summary("Specification curve", {"Overview": overview, "Fits": table}, notes)
+
+    @property
+    def certificate_counts(self) -> pd.Series:
+        """Certificate statuses over every fit of the curve: the specifications' own
+        fits and all their placebo refits (see ``specification_curve(certify=True)``)."""
+        return certificate_counts(self._certificate_statuses())
+
+    def _certificate_statuses(self) -> list:
+        own = [None if r.certificate is None else r.certificate.status for r in self.results]
+        placebo = [s for p in self.placebos if p is not None for s in p.certificates[1:]]
+        return own + placebo
 
     def plot(self, ax: "Axes | None" = None, alpha: float = 0.1) -> "Axes":
         """Estimates sorted (filled marker: placebo ``p <= alpha``), pre-period RMSPE
@@ -277,6 +291,7 @@ def specification_curve(
     placebo: bool = True,
     n_jobs: int | None = 1,
     checkpoint_dir: str | os.PathLike | None = None,
+    certify: bool | None = None,
 ) -> SpecCurveResult:
     """Fit every specification with every estimator, with placebo tests.
 
@@ -304,6 +319,11 @@ def specification_curve(
         per fit, see :func:`~synthcontrol.placebo_test`): an interrupted sweep run
         again with the same directory refits only the specifications' own fits, which
         are cheap, and the placebos that were not finished.
+    certify : bool, optional
+        Certify the predictor weights of every classic fit and placebo refit (see
+        ``sc.fit(..., certify=True)``); default: ``options.certify``. Other
+        estimators choose no predictor weights and get no certificate.
+        :attr:`SpecCurveResult.certificate_counts` and the summary count the outcomes.
 
     Returns
     -------
@@ -329,8 +349,12 @@ def specification_curve(
     """
     labelled = _labelled(specs)
     own_options = check_mapping(estimator_options, "estimator_options")
+    options = check_fit_options(options)
+    certify = options.certify if certify is None else check_bool(certify, "certify")
+    if certify and not options.certify:
+        check_fit_options(replace(options, certify=True))  # the floor and the solver
     estimators = _check_estimators(estimators, own_options)
-    options, n_jobs = check_fit_options(options), check_n_jobs(n_jobs)
+    n_jobs = check_n_jobs(n_jobs)
     placebo = check_bool(placebo, "placebo")
     checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     designs = {label: _single_design(data, label, spec) for label, spec in labelled.items()}
@@ -338,7 +362,8 @@ def specification_curve(
         _FitJob(
             f"{label} / {name}",
             design,
-            replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items()))),
+            replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items())),
+                    certify=bool(certify) and name == "classic"),
         )
         for label, design in designs.items()
         for name in estimators

@@ -87,6 +87,7 @@ def record(result: SynthResult) -> dict:
         "loss_v": float(result.loss_v),
         "lower_bound": float(result.lower_bound),
         "certified": bool(result.solution.certified),
+        "certificate": None if result.certificate is None else result.certificate.status,
     }
 
 

@@ -9,7 +9,7 @@ ranked among all the units.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
@@ -17,8 +17,8 @@ import pandas as pd
 
 from .._validation import check_bool, check_directory, check_n_jobs, check_progress, describe
 from ..errors import ArgumentError, SpecError
-from ..estimators import warn_flagged
-from ..results import Summary, SynthResult
+from ..estimators import check_fit_options, fit_design, warn_flagged
+from ..results import Summary, SynthResult, certificate_counts, certificate_counts_note
 from ._common import (
     Refit,
     check_result,
@@ -75,6 +75,9 @@ class PlaceboResult:
         Gaps up to this size are round-off (``ROUND_OFF`` times the largest absolute
         outcome of the design, see :mod:`synthcontrol.inference._common`): they
         count as zero in a numerator, and no pre-period RMSPE divides by less.
+    certificates : tuple of str or None
+        Certificate status of each fit (treated first; None: not requested or ``v``
+        fixed), see :func:`synthcontrol.certify.certify_nested`.
     """
 
     units: tuple
@@ -92,6 +95,7 @@ class PlaceboResult:
     reused_predictor_weights: bool
     run: RunLog
     round_off: float
+    certificates: tuple = ()
 
     def __repr__(self) -> str:
         return (
@@ -145,6 +149,11 @@ class PlaceboResult:
         return int(self.table["rank_positive"].iloc[0]) / len(self.units)
 
     @property
+    def certificate_counts(self) -> pd.Series:
+        """How many of the fits (treated and placebos) got each certificate status."""
+        return certificate_counts(self.certificates)
+
+    @property
     def cutoff_table(self) -> pd.DataFrame:
         """The p-values when placebos whose pre-period MSPE exceeds ``cutoff`` times
         the treated unit's are dropped (cut-off ``inf``: every unit kept)."""
@@ -189,6 +198,8 @@ class PlaceboResult:
             "Placebo predictor weights: "
             + ("the treated unit's." if self.reused_predictor_weights else "chosen anew for each placebo."),
         )
+        if any(status is not None for status in self.certificates):
+            notes += (certificate_counts_note(self.certificates),)
         return Summary(
             f"Placebo test for {self.treated}",
             {
@@ -245,6 +256,7 @@ def placebo_test(
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
     audit: pd.DataFrame | None = None,
+    certify: bool | None = None,
 ) -> PlaceboResult:
     """In-space placebo test of a fitted synthetic control.
 
@@ -282,6 +294,12 @@ def placebo_test(
         post/pre RMSPE ratio is at least the treated unit's (it counts against the
         treated unit in the p-value) and that has a flagged cell where its fit
         relies on it: its large ratio may come from a data break.
+    certify : bool, optional
+        Certify every fit's predictor weights (see ``sc.fit(..., certify=True)``);
+        default: as the treated fit was. With True and a treated fit that was not
+        certified, the treated unit is refitted with a certificate too, so that all
+        units meet the same standard. Fits with fixed predictor weights get none.
+        :attr:`PlaceboResult.certificate_counts` and the summary count the outcomes.
 
     Returns
     -------
@@ -337,6 +355,7 @@ def placebo_test(
     checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
     start_from_treated = check_bool(start_from_treated, "start_from_treated")
+    result = _with_certify(result, None if certify is None else check_bool(certify, "certify"))
     (test,) = shared_placebo_tests(
         [result], kind="placebo", cutoffs=cutoffs, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
@@ -474,6 +493,17 @@ def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_
     ]
 
 
+def _with_certify(result: SynthResult, certify: bool | None) -> SynthResult:
+    """``result`` with ``certify`` (checked) in its options, refitted when it now needs
+    a certificate, so that the treated unit and its placebos meet the same standard."""
+    if certify is None or certify == result.options.certify:
+        return result
+    options = replace(result.options, certify=certify)
+    if not certify or result.predictor_weights_given:
+        return replace(result, options=options)
+    return fit_design(result.design, options=check_fit_options(options))
+
+
 def _cutoffs(mspe_cutoff: float | Sequence[float] | None) -> tuple:
     if mspe_cutoff is None:
         return ADH_CUTOFFS
@@ -513,4 +543,8 @@ def placebo_result(
         reused_predictor_weights=reuse_predictor_weights or result.predictor_weights_given,
         run=log,
         round_off=round_off_floor(design.outcome),
+        certificates=(
+            None if result.certificate is None else result.certificate.status,
+            *(r.get("certificate") for r in records),
+        ),
     )
