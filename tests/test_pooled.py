@@ -117,3 +117,4 @@ def test_statistics_agree_on_fitted_units():
 def test_a_bad_statistic_is_named(opposite):
     with pytest.raises(sc.ArgumentError, match="'mean_abs'"):
         sc.pooled_test(opposite, statistic="median")
+

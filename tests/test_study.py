@@ -91,6 +91,19 @@ def test_reused_predictor_weights_are_not_shared():
         assert shared[treated].reused_predictor_weights
 
 
+def test_placebo_tests_warn_about_flagged_placebos_ranking_above():
+    smoking = sc.datasets.load_smoking()
+    spec = sc.Spec(outcome="cigsale", treated=["California", "Georgia"], treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)], donors=DONORS)
+    tests = placebo_tests(sc.fit(smoking, spec))
+    table = tests["Georgia"].table
+    above = table.index[1:][table["ratio"].iloc[1:] >= table["ratio"].iloc[0]]
+    assert len(above), "some placebo ranks at or above Georgia"
+    flags = pd.DataFrame({"unit": [above[0]], "period": [1995], "column": ["cigsale"], "kind": ["jump"]})
+    with pytest.warns(sc.AuditWarning, match=repr(above[0])):
+        placebo_tests(sc.fit(smoking, spec), audit=flags)
+
+
 def test_fit_quality_is_pre_rmspe_over_the_smaller_spread():
     spec = sc.Spec(outcome="cigsale", treated="Kentucky", treatment_start=1989,
                    predictors=[sc.at("cigsale", 1975)], donors=DONORS)

@@ -15,6 +15,7 @@ from typing import Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..audit import check_flags
 from .._validation import check_bool, check_directory, check_n_jobs, check_progress, describe
 from ..errors import ArgumentError, SpecError
 from ..estimators import check_fit_options, fit_design, warn_flagged
@@ -374,6 +375,7 @@ def placebo_tests(
     start_from_treated: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
+    audit: pd.DataFrame | None = None,
 ) -> dict[Hashable, PlaceboResult]:
     """In-space placebo tests of several treated units, each shared placebo fitted once.
 
@@ -389,8 +391,8 @@ def placebo_tests(
     ----------
     results : sequence of SynthResult, or SynthResults
         One fit per treated unit.
-    n_jobs, reuse_predictor_weights, start_from_treated, checkpoint_dir, progress
-        As in :func:`placebo_test`.
+    n_jobs, reuse_predictor_weights, start_from_treated, checkpoint_dir, progress, audit
+        As in :func:`placebo_test` (``audit`` warns for each treated unit).
 
     Returns
     -------
@@ -419,11 +421,15 @@ def placebo_tests(
     checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
     start_from_treated = check_bool(start_from_treated, "start_from_treated")
+    audit = None if audit is None else check_flags(audit)
     tests = shared_placebo_tests(
         fits, kind="placebo tests", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
         description=f"placebo tests of {', '.join(map(str, treated))}",
     )
+    if audit is not None:
+        for test, result in zip(tests, fits):
+            _warn_flagged_placebos(test, result, audit)
     return dict(zip(treated, tests))
 
 
