@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Hashable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -138,7 +139,7 @@ class PooledResult:
         """One-sided p-value for a positive effect (``"mean"`` only; NaN otherwise)."""
         return float(self.table["p_positive"].iloc[-1])
 
-    @property
+    @cached_property
     def table(self) -> pd.DataFrame:
         """Per post period and over the whole post-period (last row, ``"overall"``):
         the statistic and its p-values (``p_negative`` and ``p_positive`` only for

@@ -166,9 +166,10 @@ class Outcome:
     """One outcome of a study: its column, readable label and predictors.
 
     ``log``: the column is a natural logarithm, so effects are also reported in per
-    cent (``exp(gap) - 1``). ``fit_window``: the outcome's own fit window (for
-    example the years after a statistical revision), used by analyses that set
-    none of their own.
+    cent (``exp(gap) - 1``). ``units``: how the report writes an effect on a
+    non-log outcome ("percentage points"; "" for the outcome's own units).
+    ``fit_window``: the outcome's own fit window (for example the years after a
+    statistical revision), used by analyses that set none of their own.
     """
 
     column: str
@@ -178,6 +179,7 @@ class Outcome:
     predictors: tuple[Predictor, ...]
     log: bool = False
     fit_window: tuple[int, int] | None = None
+    units: str = ""
 
 
 @dataclass(frozen=True)
@@ -333,11 +335,14 @@ class ReportOptions:
         A treated unit whose pre-period MSPE is more than this many times the median
         placebo's is not identified: its synthetic control misses its own past by more
         than the placebos miss theirs, so its gap cannot be told from that misfit.
+    unit_words : (str, str)
+        What the report calls a unit, singular and plural ("city", "cities").
     """
 
     fit_good: float = 0.25
     fit_fair: float = 0.5
     identified_ratio: float = 10.0
+    unit_words: tuple[str, str] = ("unit", "units")
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,11 @@ def report(table: Mapping[str, Any]) -> ReportOptions:
     if not ratio > 1:
         raise ConfigError(f"key 'report.identified_ratio' must exceed 1 (a multiple of the median placebo's "
                           f"pre-period MSPE), got {ratio}")
-    return ReportOptions(good, fair, ratio)
+    words = table.get("unit_words", ["unit", "units"])
+    if len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ConfigError(f"key 'report.unit_words' must be [singular, plural], such as [\"city\", \"cities\"]; "
+                          f"got {words!r}")
+    return ReportOptions(good, fair, ratio, (words[0], words[1]))
 
 
 def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: list[str]) -> SpecCurveOptions | None:

@@ -215,6 +215,7 @@ def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
         exclude_flagged=item.get("exclude_flagged", False),
         predictors=predictors,
         log=item.get("log", column in data.logs),
+        units=item.get("units", ""),
         fit_window=window(item["fit_window"], f"{where}.fit_window") if "fit_window" in item else None,
     )
 

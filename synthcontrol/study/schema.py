@@ -12,7 +12,7 @@ Tables and keys (``*`` required)::
     [design]        treated*, treatment_start*, fit_window
     [donors]        pools, exclude, drop_incomplete
     [pools.NAME]    units | column + values, description
-    [[outcomes]]*   column*, label, headline, exclude_flagged, log, fit_window, predictors
+    [[outcomes]]*   column*, label, headline, exclude_flagged, log, units, fit_window, predictors
                     (predictors: inline tables {variable, at} or {variable, mean = [start, end]})
     [[claims]]      name*, statement*, outcomes, direction ("increase" | "decrease"), note
     [estimators]    names, outcomes ("headline" | "all"), options ({name = {option = value}}),
@@ -24,7 +24,7 @@ Tables and keys (``*`` required)::
     [inference]     placebo, leave_one_out, in_time, conformal, refit_placebo_weights
                     ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled,
                     pooled_statistic, n_jobs, placebo_estimators
-    [report]        fit_good, fit_fair, identified_ratio
+    [report]        fit_good, fit_fair, identified_ratio, unit_words ([singular, plural]: what a unit is called)
     [speccurve]     estimators, pools, placebo, n_lags, fit_windows
     [[sensitivity]] name*, description, treated, treatment_start, fit_window, outcomes, pools,
                     exclude, exclude_flagged, drop_audited
@@ -123,6 +123,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "headline": ((bool,), False),
         "exclude_flagged": ((bool,), False),
         "log": ((bool,), False),
+        "units": ((str,), False),
         "fit_window": ((_LIST,), False),
         "predictors": ((_LIST,), False),
     },
@@ -159,7 +160,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "placebo_estimators": ((_LIST,), False),
     },
     "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False),
-               "identified_ratio": ((float, int), False)},
+               "identified_ratio": ((float, int), False), "unit_words": ((_LIST,), False)},
     "speccurve": {
         "estimators": ((_LIST,), False),
         "pools": ((_LIST,), False),
