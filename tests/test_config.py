@@ -453,3 +453,12 @@ def test_outcome_windows_are_clipped_by_each_analysis(tmp_path):
     assert windows[("main", "retprice")] == (1980, 1988)
     assert windows[("start 1986", "retprice")] == (1980, 1985)  # ends before the analysis' treatment start
     assert windows[("start 1986", "log_cigsale")] == (1970, 1985)
+
+
+def test_a_block_needs_the_same_periods_for_all_its_units(tmp_path):
+    frame = sc.datasets.load_smoking()
+    frame[~((frame.unit == "Georgia") & (frame.time == 2000))].to_csv(tmp_path / "data.csv", index=False)
+    text = CSV_STUDY.replace('treated = ["California"]', 'treated = ["California", "Georgia"]') + (
+        '[inference]\npooled = false\n[blocks]\ntreated = { both = ["California", "Georgia"] }\n')
+    with pytest.raises(ConfigError, match=r"block 'both'.*different periods"):
+        load_config(write(tmp_path, text))
