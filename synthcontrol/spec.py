@@ -234,7 +234,8 @@ class Design:
         """Predictors of the given columns divided by their standard deviation across
         those units (R Synth's scaling); returns ``(scaled, standard_deviations)``."""
         X = self.predictors[:, columns]
-        sd = X.std(axis=1, ddof=1)
+        # Sorted first, so that the units' order cannot change the result's last bit.
+        sd = np.sort(X, axis=1).std(axis=1, ddof=1)
         return X / sd[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":

@@ -365,17 +365,18 @@ def test_tiebreak_leaves_a_unique_optimum_alone():
     np.testing.assert_array_equal(w_new, w)
 
 
-def test_nested_search_falls_back_to_cvxpy_when_nnls_fails(monkeypatch):
-    from synthcontrol import weights as core
+def test_inner_solve_falls_back_to_cvxpy_when_the_active_set_breaks_down(monkeypatch):
+    from synthcontrol.weights import _kernels, inner
 
     rng = np.random.default_rng(0)
     X0, x1 = rng.normal(size=(3, 8)), rng.normal(size=3)
     v = np.full(3, 1 / 3)
-    expected = core.solve_weights(x1, X0, v)
-    problem = core._NestedProblem(x1, X0, rng.normal(size=4), rng.normal(size=(4, 8)))
+    expected = solve_weights(x1, X0, v)
 
-    def failing_nnls(*args, **kwargs):
-        raise RuntimeError("Maximum number of iterations reached.")
+    def broken(*args):
+        return _kernels.BREAKDOWN
 
-    monkeypatch.setattr(core.optimize, "nnls", failing_nnls)
-    np.testing.assert_allclose(problem.weights(v), expected, atol=1e-6)
+    monkeypatch.setattr(inner._kernels, "solve_simplex", broken)
+    fallback = solve_inner(x1, X0, v)
+    assert fallback.method == "cvxpy"
+    np.testing.assert_allclose(fallback.weights, expected, atol=1e-6)
