@@ -76,16 +76,28 @@ class Panel:
         # Plain Python scalars, so labels and messages read 1975 rather than np.int64(1975).
         units = tuple(pd.unique(frame[unit]).tolist())
         periods = tuple(sorted(pd.unique(frame[time]).tolist()))
-        index = pd.MultiIndex.from_arrays([frame[time], frame[unit]])
-        values = {
-            name: pd.Series(col, index=index).unstack().reindex(index=list(periods), columns=list(units))
-            for name, col in numeric.items()
-        }
+        values = _pivot(frame, unit, time, units, periods, numeric)
         return cls(unit=unit, time=time, units=units, periods=periods, values=values)
 
     def matrix(self, variable: str, periods: Sequence[Hashable], units: Sequence[Hashable]) -> np.ndarray:
         """Values of ``variable`` as a (len(periods), len(units)) array."""
         return self.values[variable].loc[list(periods), list(units)].to_numpy(dtype=float)
+
+
+def _pivot(
+    frame: pd.DataFrame, unit: str, time: str, units: tuple, periods: tuple, numeric: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
+    """Period x unit frames of every variable from one factorisation of the keys: each
+    row's (period, unit) position is found once and shared by all variables."""
+    rows = pd.Index(periods, name=time).get_indexer(frame[time])
+    cols = pd.Index(units, name=unit).get_indexer(frame[unit])
+    index, columns = pd.Index(periods, name=time), pd.Index(units, name=unit)
+    values = {}
+    for name, column in numeric.items():
+        matrix = np.full((len(periods), len(units)), np.nan)
+        matrix[rows, cols] = column
+        values[name] = pd.DataFrame(matrix, index=index, columns=columns)
+    return values
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:

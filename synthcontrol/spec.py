@@ -232,10 +232,15 @@ class Design:
 
     def scaled_predictors(self, columns: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """Predictors of the given columns divided by their standard deviation across
-        those units (R Synth's scaling); returns ``(scaled, standard_deviations)``."""
+        those units (R Synth's scaling); returns ``(scaled, standard_deviations)``.
+
+        Units that are exact copies of another (same predictors and outcomes) count
+        once, and the values are sorted first: neither a copied donor nor the order
+        of the units can change the scaling, not even in its last bit."""
         X = self.predictors[:, columns]
-        # Sorted first, so that the units' order cannot change the result's last bit.
-        sd = np.sort(X, axis=1).std(axis=1, ddof=1)
+        units = np.vstack([X, self.outcome[:, columns]])
+        distinct = np.unique(units, axis=1)[: X.shape[0]] if units.shape[1] > 2 else X
+        sd = np.sort(distinct, axis=1).std(axis=1, ddof=1)
         return X / sd[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":

@@ -23,6 +23,8 @@ for predictor weights ``v`` is ``rs = [sqrt(v / max v), 1]`` with right-hand sid
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -30,6 +32,12 @@ _compiled = njit(cache=True, nogil=True)
 
 #: Status codes of :func:`nnls`.
 OK, ITERATION_LIMIT, BREAKDOWN = 0, 1, 2
+
+#: Losses are compared after rounding to this many significant bits: values that
+#: differ only by round-off (the same data in other units or another order) then
+#: compare equal, and the search takes the same path (2^-36 is about 1.5e-11,
+#: far below the search's own tolerances).
+LOSS_BITS = 36
 
 #: A column whose remaining norm in the QR falls below this share of its own norm
 #: lies in the span of the passive columns (round-off): it may not enter.
@@ -285,6 +293,15 @@ def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
 
 
 @_compiled
+def snapped(value):
+    """``value`` rounded to :data:`LOSS_BITS` significant bits."""
+    if value == 0.0 or not np.isfinite(value):
+        return value
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(np.round(mantissa * 2.0**LOSS_BITS) / 2.0**LOSS_BITS, exponent)
+
+
+@_compiled
 def support_loss(D, w, passive, p):
     """``|D w|^2 / T0`` summed over the support only."""
     total = 0.0
@@ -394,7 +411,7 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
     if status != OK:
         counters[1] += 1
     p = n_passive[0]
-    loss = support_loss(D, w, passive, p)
+    loss = snapped(support_loss(D, w, passive, p))
     if not want_gradient:
         return loss
     T0 = D.shape[0]

@@ -149,8 +149,9 @@ class _Problem:
         self.group = np.cumsum(new_group) - 1  # group of each sorted donor
         keep = order[new_group]
         self.counts = np.bincount(self.group)
-        self.C_scale = _power_of_two(float(np.max(np.abs(C))) or 1.0)
-        self.D_scale = _power_of_two(float(np.max(np.abs(D))) or 1.0)
+        # Unit maximum: the same data in other units give the same numbers to round-off.
+        self.C_scale = float(np.max(np.abs(C))) or 1.0
+        self.D_scale = float(np.max(np.abs(D))) or 1.0
         self.C = np.ascontiguousarray(C[:, keep] / self.C_scale)
         self.D = np.ascontiguousarray(D[:, keep] / self.D_scale)
         self.workspace = Workspace(np.vstack([self.C, np.ones((1, keep.size))]))
@@ -223,10 +224,6 @@ MAX_PREDICTORS_FOR_EDGES = 20
 STALL_TOLERANCE = 1e-9
 STALL_WINDOW = 5
 
-#: Screened losses within this relative distance count as equal, so that round-off
-#: (data in other units, another donor order) cannot reorder the starts.
-TIE_TOLERANCE = 1e-9
-
 
 def _candidates(
     X: FloatArray, Z: FloatArray, n_random: int, rng: np.random.Generator, extra: Sequence[FloatArray]
@@ -268,11 +265,10 @@ def _regression_start_cached(data: bytes, K: int, shape: tuple[int, int]) -> Flo
 
 
 def _ranked(losses: FloatArray) -> FloatArray:
-    """Indices by increasing loss; losses equal up to :data:`TIE_TOLERANCE` keep their order."""
-    best = float(np.min(losses))
-    spread = max(float(np.max(losses)) - best, abs(best), 1e-300)
-    key = np.round((losses - best) / (TIE_TOLERANCE * spread))
-    return np.argsort(key, kind="stable")
+    """Indices by increasing loss, equal losses in their given order. The kernels'
+    losses are rounded (:data:`~synthcontrol.weights._kernels.LOSS_BITS`), so losses
+    equal up to round-off tie, and round-off cannot reorder the starts."""
+    return np.argsort(np.asarray(losses), kind="stable")
 
 
 def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
@@ -428,7 +424,10 @@ def _certify(problem: _Problem, w_star: FloatArray, delta: float) -> FloatArray 
     v = np.maximum(result.x[:K], 0.0)
     v = v / v.sum()
     # The LP meets the ratio floor to its own tolerance; lift it exactly into the class.
-    return (v + delta * v.max()) / (1 + K * delta * v.max()) if not is_admissible(v, delta) else v
+    if not is_admissible(v, delta):
+        v = v + delta * v.max() / (1.0 - delta)  # then min(v) >= delta * max(v)
+        v = v / v.sum()
+    return v
 
 
 def _ratio_rows(K: int, delta: float) -> FloatArray:

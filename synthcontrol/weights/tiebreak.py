@@ -29,7 +29,9 @@ __all__ = ["optimal_face_tiebreak", "face_tiebreak"]
 
 #: Weight of the face constraints against the outcome fit in the penalty NNLS
 #: (both scaled to unit size): the face is met to about 1 / PENALTY^2 before the polish.
-PENALTY = 1e5
+#: Larger values lose the dual values of the active set to round-off (they grow as
+#: PENALTY^2 times machine precision).
+PENALTY = 1e3
 #: Relative round-off allowed when comparing objectives and checking constraints.
 RELATIVE_TOLERANCE = 1e-9
 
