@@ -54,29 +54,31 @@ def _rotation(a, b):
 
 
 @_compiled
-def _qr_append(M, rs, j, Q, R, qtb, p):
+def _qr_append(M, rs, j, Qt, R, qtb, p):
     """Append column ``diag(rs) M[:, j]`` to the factorisation ``A_P = Q R`` (Givens
-    rotations; ``Q`` explicit, ``qtb = Q' b`` kept in step). False, and nothing
-    appended, when the column lies in the span of the others (round-off)."""
+    rotations; ``Qt = Q'`` kept explicitly, row by row, and ``qtb = Q' b`` in step).
+    False, and nothing appended, when the column lies in the span of the others."""
     m = M.shape[0]
     if p >= m:
         return False
     norm = 0.0
-    for i in range(m):
-        norm += (rs[i] * M[i, j]) ** 2
     for c in range(m):
-        s = 0.0
-        for i in range(m):
-            s += Q[i, c] * rs[i] * M[i, j]
-        R[c, p] = s
+        R[c, p] = 0.0
+    for i in range(m):
+        a = rs[i] * M[i, j]
+        norm += a * a
+        if a != 0.0:
+            for c in range(m):
+                R[c, p] += Qt[c, i] * a
     for i in range(m - 1, p, -1):
         if R[i, p] == 0.0:
             continue
         c, s, h = _rotation(R[i - 1, p], R[i, p])
         R[i - 1, p], R[i, p] = h, 0.0
+        upper, lower = Qt[i - 1], Qt[i]
         for k in range(m):
-            qa, qb = Q[k, i - 1], Q[k, i]
-            Q[k, i - 1], Q[k, i] = c * qa + s * qb, c * qb - s * qa
+            qa, qb = upper[k], lower[k]
+            upper[k], lower[k] = c * qa + s * qb, c * qb - s * qa
         ta, tb = qtb[i - 1], qtb[i]
         qtb[i - 1], qtb[i] = c * ta + s * tb, c * tb - s * ta
     # The rotations only mixed the complement of span(A_P): a refusal leaves Q valid.
@@ -84,9 +86,9 @@ def _qr_append(M, rs, j, Q, R, qtb, p):
 
 
 @_compiled
-def _qr_remove(position, passive, Q, R, qtb, p):
+def _qr_remove(position, passive, Qt, R, qtb, p):
     """Drop the column at ``position`` from ``A_P = Q R`` and from ``passive``."""
-    m = Q.shape[0]
+    m = Qt.shape[0]
     for c in range(position, p - 1):
         passive[c] = passive[c + 1]
         for i in range(c + 2):
@@ -97,9 +99,10 @@ def _qr_remove(position, passive, Q, R, qtb, p):
         for col in range(i + 1, p - 1):
             ra, rb = R[i, col], R[i + 1, col]
             R[i, col], R[i + 1, col] = c * ra + s * rb, c * rb - s * ra
+        upper, lower = Qt[i], Qt[i + 1]
         for k in range(m):
-            qa, qb = Q[k, i], Q[k, i + 1]
-            Q[k, i], Q[k, i + 1] = c * qa + s * qb, c * qb - s * qa
+            qa, qb = upper[k], lower[k]
+            upper[k], lower[k] = c * qa + s * qb, c * qb - s * qa
         ta, tb = qtb[i], qtb[i + 1]
         qtb[i], qtb[i + 1] = c * ta + s * tb, c * tb - s * ta
     return p - 1
@@ -367,27 +370,30 @@ def _solve_dense(A, x):
 
 
 @_compiled
-def to_predictor_weights(x, delta, v):
-    """``v`` from the search variable ``x``: ``p = x^2 / |x|^2`` on the simplex, then
-    ``v = (delta max(p) + (1 - delta) p) / sum(...)``, onto exactly the admissible
-    class ``min v >= delta max v`` (every admissible ``v`` is reached).
-    Returns the index of ``max(p)`` (first on ties) and the normaliser."""
-    K = x.shape[0]
-    total = 0.0
+def to_predictor_weights(y, delta, v):
+    """``v`` from the search variable ``y``: ``q = softmax(y)`` on the simplex, then
+    ``v = (delta max(q) + (1 - delta) q) / sum(...)``, onto exactly the admissible
+    class ``min v >= delta max v`` (every admissible ``v`` is reached). Working with
+    logarithms lets a search move a weight across orders of magnitude in one step:
+    optimal ``v`` often span ``delta`` to one. ``q`` is left in ``v`` scaled by the
+    returned normaliser's inverse; returns the index of ``max(q)`` (first on ties)
+    and the normaliser."""
+    K = y.shape[0]
+    top, arg = -np.inf, 0
     for k in range(K):
-        total += x[k] * x[k]
-    if not total > 0.0 or not np.isfinite(total):
+        if y[k] > top:
+            top, arg = y[k], k
+    if not np.isfinite(top):
         for k in range(K):
             v[k] = 1.0 / K
         return 0, 1.0
-    top, arg = -1.0, 0
+    total = 0.0
     for k in range(K):
-        v[k] = x[k] * x[k] / total
-        if v[k] > top:
-            top, arg = v[k], k
+        v[k] = math.exp(y[k] - top)
+        total += v[k]
     norm = 0.0
     for k in range(K):
-        v[k] = delta * top + (1.0 - delta) * v[k]
+        v[k] = delta * (1.0 / total) + (1.0 - delta) * v[k] / total
         norm += v[k]
     for k in range(K):
         v[k] /= norm
@@ -450,18 +456,23 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
             direction += M[k, passive[a]] * rhs[a]
         grad_v[k] = -residual * direction / norm
         total += grad_v[k]
-    # Chain rule through v~ = delta max(q) + (1 - delta) q and q = x^2 / |x|^2.
-    xx = 0.0
+    # Chain rule through v~ = delta max(q) + (1 - delta) q and q = softmax(y).
+    q = np.empty(K)
+    top = x[arg]
+    total_exp = 0.0
     for k in range(K):
-        xx += x[k] * x[k]
-    dot = 0.0
+        q[k] = math.exp(x[k] - top)
+        total_exp += q[k]
+    for k in range(K):
+        q[k] /= total_exp
     for k in range(K):
         grad_x[k] = (1.0 - delta) * grad_v[k]
     grad_x[arg] += delta * total
+    dot = 0.0
     for k in range(K):
-        dot += grad_x[k] * x[k] * x[k] / xx
+        dot += grad_x[k] * q[k]
     for k in range(K):
-        grad_x[k] = 2.0 * x[k] / xx * (grad_x[k] - dot)
+        grad_x[k] = q[k] * (grad_x[k] - dot)
     return loss
 
 
@@ -472,11 +483,17 @@ def loss_at(x, delta, M, D, state):
 
 
 @_compiled
-def screen(points, delta, M, D, state, losses):
+def screen(points, delta, M, D, state, losses, supports):
     """The loss at each row of ``points`` (search variables), warm-starting each
-    inner solve from the last."""
+    inner solve from the last, and a signature of the support of each ``W(v)``
+    (equal supports, equal signatures)."""
+    passive, n_passive = state[3], state[4]
     for i in range(points.shape[0]):
         losses[i] = _evaluate(points[i], delta, M, D, state, False, np.empty(0))
+        signature = np.uint64(1469598103934665603)
+        for j in np.sort(passive[: n_passive[0]]):
+            signature = (signature ^ np.uint64(j + 1)) * np.uint64(1099511628211)
+        supports[i] = signature
 
 
 @_compiled
@@ -521,10 +538,9 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
             for k in range(K):
                 direction[k] = -g[k]
             slope = -np.sum(g * g)
-        # A first step of length about a tenth of |x|: v moves, but stays in its region.
-        xnorm = np.sqrt(np.sum(x * x))
-        dnorm = np.sqrt(np.sum(direction * direction))
-        step = 1.0 if scaled else min(1.0, 0.1 * xnorm / max(dnorm, 1e-300))
+        # A first step of at most one unit of log(v) in any predictor weight.
+        dmax = np.max(np.abs(direction))
+        step = 1.0 if scaled else min(1.0, 1.0 / max(dmax, 1e-300))
         accepted = False
         f_new = f
         for _ in range(40):
@@ -574,10 +590,10 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
 
 
 @_compiled
-def nelder_mead(x0, delta, M, D, state, max_evaluations, xatol, fatol, x_out):
-    """Adaptive Nelder-Mead (Gao and Han's coefficients) from ``x0``: it crosses the
-    kinks and flat stretches of ``L`` where BFGS stops. Returns the best loss and
-    writes its point to ``x_out``."""
+def nelder_mead(x0, delta, M, D, state, max_evaluations, step, xatol, fatol, x_out):
+    """Adaptive Nelder-Mead (Gao and Han's coefficients) from ``x0``, on an initial
+    simplex of edge ``step``: it crosses the kinks and flat stretches of ``L`` where
+    BFGS stops. Returns the best loss and writes its point to ``x_out``."""
     n = x0.shape[0]
     rho, chi = 1.0, 1.0 + 2.0 / n
     psi, sigma = 0.75 - 1.0 / (2.0 * n), 1.0 - 1.0 / n
@@ -586,7 +602,7 @@ def nelder_mead(x0, delta, M, D, state, max_evaluations, xatol, fatol, x_out):
     simplex[0] = x0
     for k in range(n):
         simplex[k + 1] = x0
-        simplex[k + 1, k] = x0[k] * 1.05 if x0[k] != 0.0 else 0.00025
+        simplex[k + 1, k] = x0[k] + step
     for i in range(n + 1):
         values[i] = loss_at(simplex[i], delta, M, D, state)
     evaluations = n + 1
@@ -644,3 +660,36 @@ def nelder_mead(x0, delta, M, D, state, max_evaluations, xatol, fatol, x_out):
     best = int(np.argmin(values))
     x_out[:] = simplex[best]
     return values[best]
+
+
+@_compiled
+def coordinate_sweep(y0, delta, M, D, state, offsets, max_sweeps, y_out):
+    """Exhaustive one-dimensional moves: each predictor weight in turn is tried at
+    every offset (in log(v), relative to the largest) and the best point kept, until a
+    sweep improves nothing. It jumps across orders of magnitude and out of the flat
+    stretches and kinks that stop gradient and simplex searches. Returns the loss."""
+    K = y0.shape[0]
+    y = y0.copy()
+    trial = y0.copy()
+    best = loss_at(y, delta, M, D, state)
+    for _ in range(max_sweeps):
+        improved = False
+        for k in range(K):
+            top = -np.inf
+            for i in range(K):
+                if i != k and y[i] > top:
+                    top = y[i]
+            if K == 1:
+                top = y[0]
+            choice = y[k]
+            for j in range(offsets.shape[0]):
+                trial[:] = y
+                trial[k] = top + offsets[j]
+                value = loss_at(trial, delta, M, D, state)
+                if value < best:
+                    best, choice, improved = value, trial[k], True
+            y[k] = choice
+        if not improved:
+            break
+    y_out[:] = y
+    return best

@@ -202,22 +202,31 @@ class _Problem:
 # ---------------------------------------------------------------------------- search
 
 
-def _to_search(v: FloatArray, delta: float) -> FloatArray:
-    """A search point ``x`` whose predictor weights are ``v`` (or the nearest admissible)."""
-    v = np.maximum(np.asarray(v, float), 0.0)
-    v = v / v.sum()
-    q = np.maximum(v - delta * v.max(), 0.0) if is_admissible(v, delta) else v
-    return np.sqrt(q / q.sum())
+def _to_search(points: FloatArray, delta: float) -> FloatArray:
+    """Search points ``y`` (rows) whose predictor weights are the rows of ``points``:
+    an admissible row maps exactly, any other as if its weights below the floor were
+    at it (weights of zero become ``delta``-small)."""
+    v = np.maximum(np.atleast_2d(np.asarray(points, float)), 0.0)
+    v = v / v.sum(axis=1, keepdims=True)
+    top = v.max(axis=1, keepdims=True)
+    admissible = (v.min(axis=1, keepdims=True) >= delta * top * (1 - 1e-9)) & (delta > 0)
+    q = np.where(admissible, np.maximum(v - delta * top, 0.0), v)
+    return np.log(np.maximum(q / q.max(axis=1, keepdims=True), 1e-3 * max(delta, 1e-12)))
 
 
-def _to_v(x: FloatArray, delta: float) -> FloatArray:
-    v = np.empty(x.size)
-    _kernels.to_predictor_weights(np.asarray(x, float), delta, v)
+def _to_v(y: FloatArray, delta: float) -> FloatArray:
+    v = np.empty(y.size)
+    _kernels.to_predictor_weights(np.asarray(y, float), delta, v)
     return v
 
 
 #: Above this many predictors, edge midpoints are no longer screened (K(K-1)/2 points).
 MAX_PREDICTORS_FOR_EDGES = 20
+
+#: Edge of Nelder-Mead's first simplex, in log(v).
+POLISH_STEP = 0.5
+#: Values tried per predictor weight in a coordinate sweep (log-spaced, floor to one).
+SWEEP_POINTS = 16
 
 #: A local search has stalled when the loss improved by less than this (relative)
 #: over :data:`STALL_WINDOW` iterations: BFGS zigzags at the kinks of ``L``.
@@ -226,7 +235,7 @@ STALL_WINDOW = 5
 
 
 def _candidates(
-    X: FloatArray, Z: FloatArray, n_random: int, rng: np.random.Generator, extra: Sequence[FloatArray]
+    X: FloatArray, Z: FloatArray, n_random: int, rng: np.random.Generator, extra: Sequence[FloatArray], delta: float
 ) -> list[FloatArray]:
     """Predictor weights to screen as starts (on the simplex, before the floor).
 
@@ -242,8 +251,21 @@ def _candidates(
         edges = np.zeros((rows.size, K))
         edges[np.arange(rows.size), rows] = edges[np.arange(rows.size), cols] = 0.5
         points += list(edges)
-    points += list(rng.dirichlet(np.full(K, 0.3), size=n_random))
+    # Half sparse Dirichlet draws, half hierarchical ones: optimal v often put most
+    # weight on one to three predictors and the rest at distinct orders of
+    # magnitude between the floor and 1%, each acting as a tie-breaker.
+    points += list(rng.dirichlet(np.full(K, 0.3), size=n_random - n_random // 2))
+    points += list(_hierarchical(rng, n_random // 2, K, delta))
     points += [np.asarray(p, dtype=float) for p in extra]
+    return points
+
+
+def _hierarchical(rng: np.random.Generator, n: int, K: int, delta: float) -> FloatArray:
+    """``n`` draws with one to three dominant weights in [0.1, 1] and the others
+    log-uniform between the floor and 0.01."""
+    points = 10.0 ** rng.uniform(np.log10(max(delta, 1e-12)), -2.0, size=(n, K))
+    dominant = rng.random((n, K)).argsort(axis=1) < rng.integers(1, min(K, 3) + 1, size=(n, 1))
+    points[dominant] = rng.uniform(0.1, 1.0, size=int(dominant.sum()))
     return points
 
 
@@ -271,6 +293,21 @@ def _ranked(losses: FloatArray) -> FloatArray:
     return np.argsort(np.asarray(losses), kind="stable")
 
 
+def _diverse(ranked: FloatArray, supports: FloatArray, n: int) -> list[int]:
+    """The ``n`` best candidates whose ``W(v)`` have pairwise different supports (a
+    support fixes the smooth piece of ``L`` a search starts on), topped up with the
+    next best if there are fewer distinct supports."""
+    chosen, seen = [], set()
+    for i in ranked:
+        if supports[i] not in seen:
+            seen.add(supports[i])
+            chosen.append(int(i))
+            if len(chosen) == n:
+                return chosen
+    rest = [int(i) for i in ranked if int(i) not in set(chosen)]
+    return chosen + rest[: n - len(chosen)]
+
+
 def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
     x = np.empty_like(x0)
     loss, converged = _kernels.bfgs(
@@ -281,13 +318,17 @@ def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iteration
 
 
 def _polish(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
-    """Nelder-Mead from ``x0`` (it crosses kinks and flat stretches), then BFGS."""
+    """Coordinate sweeps across orders of magnitude and Nelder-Mead from ``x0`` (both
+    cross kinks and flat stretches), each followed by BFGS."""
+    state = (problem.workspace.M, problem.D, problem.workspace.state)
+    swept = np.empty_like(x0)
+    offsets = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 1.0, SWEEP_POINTS)
+    _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 4, swept)
+    first = _local_search(problem, swept, delta, max_iterations)
     x = np.empty_like(x0)
-    _kernels.nelder_mead(
-        np.asarray(x0, float), delta, problem.workspace.M, problem.D, problem.workspace.state,
-        60 * x0.size, 1e-9, 1e-13, x,
-    )
-    return _local_search(problem, x, delta, max_iterations)
+    _kernels.nelder_mead(first[0], delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
+    second = _local_search(problem, x, delta, max_iterations)
+    return second if second[1] <= first[1] else first
 
 
 def choose_predictor_weights(
@@ -296,11 +337,11 @@ def choose_predictor_weights(
     z1: FloatArray,
     Z0: FloatArray,
     *,
-    n_random_starts: int = 200,
+    n_random_starts: int = 1000,
     seed: int | np.random.Generator | None = 0,
     max_iterations: int = 200,
-    n_local: int = 6,
-    n_polish: int = 2,
+    n_local: int = 8,
+    n_polish: int = 3,
     min_predictor_weight: float = 1e-8,
     extra_starts: Sequence[FloatArray] = (),
     global_search: bool = False,
@@ -322,15 +363,15 @@ def choose_predictor_weights(
         Treated and donor predictors, shapes (K,) and (K, J), already scaled.
     z1, Z0 : ndarray
         Treated and donor outcomes over the fit window, shapes (T0,) and (T0, J).
-    n_random_starts : int, default 200
+    n_random_starts : int, default 1000
         Seeded sparse Dirichlet candidates screened besides the deterministic ones.
     seed : int, Generator or None, default 0
         Seed of the random starts; the result is reproducible for a given seed.
     max_iterations : int, default 200
         Iteration cap of each BFGS search.
-    n_local : int, default 6
+    n_local : int, default 8
         How many of the best screened candidates start a BFGS search.
-    n_polish : int, default 2
+    n_polish : int, default 3
         How many of the best local optima are refined by Nelder-Mead.
     min_predictor_weight : float, default 1e-8
         The floor ``delta`` of the admissible class ``min(v) >= delta * max(v)``
@@ -368,19 +409,23 @@ def choose_predictor_weights(
         # One predictor, or x1 = X0 w attainable: every admissible v gives the same
         # optimal face, so v is irrelevant and the tie-breaking rule decides.
         return _finish(problem, x1, X0, z1, Z0, equal, bound, [], True)
-    v_cert = _certify(problem, w_bound, delta)
+    # A certificate needs w* = W(v); W(v) has at most K + 1 donors unless the data are
+    # degenerate (handled above), so the LP is solved only when it can succeed.
+    v_cert = _certify(problem, w_bound, delta) if np.count_nonzero(w_bound) <= K + 1 else None
     # W(v_cert) is w* up to the LP's tolerance (ill-conditioned where v reaches its
     # floor); then w* itself, which attains the bound, is the certified answer.
     if v_cert is not None and problem.loss(problem.weights(v_cert, cold=True)) <= bound * (1 + 1e-6) + tolerance:
         return _finish(problem, x1, X0, z1, Z0, v_cert, bound, [], True, certified_weights=w_bound)
 
-    points = _candidates(np.column_stack([x1, X0]), np.column_stack([z1, Z0]), n_random_starts, rng, extra_starts)
-    starts = np.array([_to_search(p, delta) for p in points])
-    losses = np.empty(len(starts))
-    _kernels.screen(starts, delta, problem.workspace.M, problem.D, problem.workspace.state, losses)
+    points = _candidates(
+        np.column_stack([x1, X0]), np.column_stack([z1, Z0]), n_random_starts, rng, extra_starts, delta
+    )
+    starts = _to_search(np.array(points), delta)
+    losses, supports = np.empty(len(starts)), np.empty(len(starts), dtype=np.uint64)
+    _kernels.screen(starts, delta, problem.workspace.M, problem.D, problem.workspace.state, losses, supports)
     ranked = _ranked(losses)
     results = [(starts[ranked[0]], float(losses[ranked[0]]), True)]
-    results += [_local_search(problem, starts[i], delta, max_iterations) for i in ranked[:n_local]]
+    results += [_local_search(problem, starts[i], delta, max_iterations) for i in _diverse(ranked, supports, n_local)]
     for i in _ranked(np.array([r[1] for r in results]))[:n_polish]:
         results.append(_polish(problem, results[i][0], delta, max_iterations))
     if global_search:
