@@ -242,7 +242,8 @@ def _candidates(
     Equal weights and R Synth's regression-based start; every vertex and (for up to
     :data:`MAX_PREDICTORS_FOR_EDGES` predictors) every edge midpoint of the simplex,
     because the optimum often puts nearly all weight on one or two predictors;
-    seeded sparse Dirichlet draws; and the caller's extra starts.
+    seeded random draws (sparse Dirichlet and hierarchical, see
+    :func:`choose_predictor_weights`); and the caller's extra starts.
     """
     K = X.shape[0]
     points = [np.full(K, 1.0 / K), _shared_regression_start(X, Z), *np.eye(K)]
@@ -309,11 +310,19 @@ def _diverse(ranked: FloatArray, supports: FloatArray, n: int) -> list[int]:
 
 
 def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
-    x = np.empty_like(x0)
-    loss, converged = _kernels.bfgs(
-        np.asarray(x0, float), delta, problem.workspace.M, problem.D, problem.workspace.state,
-        max_iterations, STALL_TOLERANCE, STALL_WINDOW, x,
-    )
+    """BFGS from ``x0``; a search stopped by the iteration cap while still improving
+    is restarted once from where it stopped (a fresh Hessian escapes the zigzag
+    along a kink of ``L`` that usually slows it)."""
+    x = np.asarray(x0, float)
+    for _ in range(2):
+        end = np.empty_like(x)
+        loss, converged = _kernels.bfgs(
+            x, delta, problem.workspace.M, problem.D, problem.workspace.state,
+            max_iterations, STALL_TOLERANCE, STALL_WINDOW, end,
+        )
+        x = end
+        if converged:
+            break
     return x, float(loss), bool(converged)
 
 
@@ -351,11 +360,14 @@ def choose_predictor_weights(
     First the lower bound ``min_w |z1 - Z0 w|^2 / T0`` is computed and, when its
     minimiser is ``W(v)`` for an admissible ``v`` (an LP), that ``v`` is returned as
     a certified global optimum. Otherwise candidate ``v`` are screened (one inner
-    solve each, see :func:`_candidates`); BFGS with the analytic gradient runs from
-    the ``n_local`` best; the ``n_polish`` best end points are refined by
-    Nelder-Mead (which crosses the kinks and flat stretches where BFGS stops) and by
-    BFGS again; the best point wins. ``global_search=True`` adds differential
-    evolution.
+    solve each, see :func:`_candidates`); BFGS with the analytic gradient, on
+    ``log v``, runs from the ``n_local`` best candidates whose ``W(v)`` have
+    different supports; the ``n_polish`` best end points are refined by coordinate
+    sweeps across orders of magnitude and by Nelder-Mead (both cross the kinks and
+    flat stretches where BFGS stops), each followed by BFGS; the best point wins.
+    ``global_search=True`` adds differential evolution. Everything that repeats is
+    compiled (:mod:`synthcontrol.weights._kernels`), and the work does not depend on
+    the donors' order (see :class:`_Problem`).
 
     Parameters
     ----------
@@ -364,7 +376,9 @@ def choose_predictor_weights(
     z1, Z0 : ndarray
         Treated and donor outcomes over the fit window, shapes (T0,) and (T0, J).
     n_random_starts : int, default 1000
-        Seeded sparse Dirichlet candidates screened besides the deterministic ones.
+        Seeded random candidates screened besides the deterministic ones (half sparse
+        Dirichlet draws, half hierarchical: one to three large weights, the others
+        log-uniform between the floor and 0.01).
     seed : int, Generator or None, default 0
         Seed of the random starts; the result is reproducible for a given seed.
     max_iterations : int, default 200
