@@ -36,8 +36,8 @@ class FitOptions:
     """
 
     seed: int = 0
-    n_random_starts: int = 1000
-    n_local: int = 8
+    n_random_starts: int = 2000
+    n_local: int = 6
     n_polish: int = 3
     max_iterations: int = 200
     min_predictor_weight: float = 1e-8

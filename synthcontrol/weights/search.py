@@ -328,16 +328,13 @@ def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iteration
 
 def _polish(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
     """Coordinate sweeps across orders of magnitude and Nelder-Mead from ``x0`` (both
-    cross kinks and flat stretches), each followed by BFGS."""
+    cross kinks and flat stretches), then BFGS."""
     state = (problem.workspace.M, problem.D, problem.workspace.state)
-    swept = np.empty_like(x0)
+    swept, x = np.empty_like(x0), np.empty_like(x0)
     offsets = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 1.0, SWEEP_POINTS)
     _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 4, swept)
-    first = _local_search(problem, swept, delta, max_iterations)
-    x = np.empty_like(x0)
-    _kernels.nelder_mead(first[0], delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
-    second = _local_search(problem, x, delta, max_iterations)
-    return second if second[1] <= first[1] else first
+    _kernels.nelder_mead(swept, delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
+    return _local_search(problem, x, delta, max_iterations)
 
 
 def choose_predictor_weights(
@@ -346,10 +343,10 @@ def choose_predictor_weights(
     z1: FloatArray,
     Z0: FloatArray,
     *,
-    n_random_starts: int = 1000,
+    n_random_starts: int = 2000,
     seed: int | np.random.Generator | None = 0,
     max_iterations: int = 200,
-    n_local: int = 8,
+    n_local: int = 6,
     n_polish: int = 3,
     min_predictor_weight: float = 1e-8,
     extra_starts: Sequence[FloatArray] = (),
@@ -375,7 +372,7 @@ def choose_predictor_weights(
         Treated and donor predictors, shapes (K,) and (K, J), already scaled.
     z1, Z0 : ndarray
         Treated and donor outcomes over the fit window, shapes (T0,) and (T0, J).
-    n_random_starts : int, default 1000
+    n_random_starts : int, default 2000
         Seeded random candidates screened besides the deterministic ones (half sparse
         Dirichlet draws, half hierarchical: one to three large weights, the others
         log-uniform between the floor and 0.01).
@@ -383,7 +380,7 @@ def choose_predictor_weights(
         Seed of the random starts; the result is reproducible for a given seed.
     max_iterations : int, default 200
         Iteration cap of each BFGS search.
-    n_local : int, default 8
+    n_local : int, default 6
         How many of the best screened candidates start a BFGS search.
     n_polish : int, default 3
         How many of the best local optima are refined by Nelder-Mead.
