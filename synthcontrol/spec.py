@@ -26,6 +26,7 @@ from .errors import (
     SpecError,
 )
 from .panel import Panel
+from .weights.search import canonical_columns
 
 __all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare"]
 
@@ -238,9 +239,8 @@ class Design:
         once, and the values are sorted first: neither a copied donor nor the order
         of the units can change the scaling, not even in its last bit."""
         X = self.predictors[:, columns]
-        units = np.vstack([X, self.outcome[:, columns]])
-        distinct = np.unique(units, axis=1)[: X.shape[0]] if units.shape[1] > 2 else X
-        sd = np.sort(distinct, axis=1).std(axis=1, ddof=1)
+        order, first = canonical_columns(X, self.outcome[:, columns])
+        sd = np.sort(X[:, order[first]], axis=1).std(axis=1, ddof=1)
         return X / sd[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":

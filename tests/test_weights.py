@@ -390,9 +390,14 @@ def test_inner_solve_falls_back_to_cvxpy_when_the_active_set_breaks_down(monkeyp
 
 def face_reference(X0: np.ndarray, Z0: np.ndarray, z1: np.ndarray, x1: np.ndarray) -> float:
     """min |z1 - Z0 w|^2 over the simplex subject to X0 w = x1 (cvxpy, independent)."""
+    xs, zs = float(np.max(np.abs(X0))), float(np.max(np.abs(Z0)))
     w = cp.Variable(X0.shape[1], nonneg=True)
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(Z0 @ w - z1)), [cp.sum(w) == 1, X0 @ w == x1])
-    problem.solve(solver="CLARABEL")
+    objective = cp.sum_squares((Z0 @ w - z1) / zs)
+    problem = cp.Problem(cp.Minimize(objective), [cp.sum(w) == 1, (X0 / xs) @ w == x1 / xs])
+    try:
+        problem.solve(solver="CLARABEL")
+    except cp.SolverError:
+        return np.inf  # a reference that fails gives no information
     return float(np.sum((Z0 @ to_simplex(w.value) - z1) ** 2)) if w.value is not None else np.inf
 
 

@@ -61,15 +61,17 @@ def _qr_append(M, rs, j, Qt, R, qtb, p):
     m = M.shape[0]
     if p >= m:
         return False
+    column = np.empty(m)
     norm = 0.0
-    for c in range(m):
-        R[c, p] = 0.0
     for i in range(m):
-        a = rs[i] * M[i, j]
-        norm += a * a
-        if a != 0.0:
-            for c in range(m):
-                R[c, p] += Qt[c, i] * a
+        column[i] = rs[i] * M[i, j]
+        norm += column[i] * column[i]
+    for c in range(m):
+        row = Qt[c]
+        s = 0.0
+        for i in range(m):
+            s += row[i] * column[i]
+        R[c, p] = s
     for i in range(m - 1, p, -1):
         if R[i, p] == 0.0:
             continue

@@ -7,7 +7,7 @@ searches and maps the answer back.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -117,7 +117,11 @@ def regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
         Starting weights, or equal weights when the regression is degenerate.
     """
     design = np.column_stack([np.ones(X.shape[1]), X.T])
-    beta, *_ = np.linalg.lstsq(design, Z.T / _power_of_two(float(np.max(np.abs(Z))) or 1.0), rcond=None)
+    # Least squares through a thin QR of the (N, K + 1) design: the (T0, N) outcomes
+    # are only multiplied, never copied or decomposed (N can be 10,000 units).
+    Q, R = np.linalg.qr(design)
+    projected = (Z @ Q).T / (float(np.max(np.abs(Z))) or 1.0)
+    beta = np.linalg.lstsq(R, projected, rcond=None)[0]
     start = np.sum(beta[1:] ** 2, axis=1)
     total = start.sum()
     if not np.isfinite(total) or total <= 0:
@@ -140,11 +144,7 @@ class _Problem:
 
     def __init__(self, x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray):
         C, D = X0 - x1[:, None], Z0 - z1[:, None]
-        stacked = np.vstack([C, D])
-        order = np.lexsort(stacked[::-1])
-        ordered = stacked[:, order]
-        new_group = np.ones(order.size, dtype=bool)
-        new_group[1:] = np.any(ordered[:, 1:] != ordered[:, :-1], axis=0)
+        order, new_group = canonical_columns(C, D)
         self.order = order
         self.group = np.cumsum(new_group) - 1  # group of each sorted donor
         keep = order[new_group]
@@ -152,8 +152,11 @@ class _Problem:
         # Unit maximum: the same data in other units give the same numbers to round-off.
         self.C_scale = float(np.max(np.abs(C))) or 1.0
         self.D_scale = float(np.max(np.abs(D))) or 1.0
-        self.C = np.ascontiguousarray(C[:, keep] / self.C_scale)
-        self.D = np.ascontiguousarray(D[:, keep] / self.D_scale)
+        self.C = np.take(C, keep, axis=1)
+        self.C /= self.C_scale
+        del C
+        self.D = np.take(D, keep, axis=1)
+        self.D /= self.D_scale
         self.workspace = Workspace(np.vstack([self.C, np.ones((1, keep.size))]))
 
     @property
@@ -197,6 +200,23 @@ class _Problem:
 
             w, _ = simplex_least_squares(self.D)  # raises a SolverError if this breaks down too
         return w, self.loss(w)
+
+
+def canonical_columns(*blocks: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The columns shared by ``blocks`` (2-D arrays with as many columns each) sorted
+    by their values, the rows of the blocks in turn as keys, and whether each sorted
+    column differs from the one before it (False: an exact duplicate). Works block
+    by block, so no sorted copy of the data is made."""
+    rows = [row for block in blocks for row in block]
+    order = np.lexsort(rows[::-1])
+    new_group = np.zeros(order.size, dtype=bool)
+    new_group[0] = True
+    for start in range(0, order.size - 1, 2048):
+        chunk = order[start : start + 2049]
+        for block in blocks:
+            part = block[:, chunk]
+            new_group[start + 1 : start + chunk.size] |= np.any(part[:, 1:] != part[:, :-1], axis=0)
+    return order, new_group
 
 
 # ---------------------------------------------------------------------------- search
@@ -274,17 +294,22 @@ def _shared_regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
     """:func:`regression_start` of the units of ``(X, Z)`` taken in a canonical order
     (so the same for any order of the units), and computed once per unit set: the
     treated fit and all its placebos share the units, only who is treated changes."""
-    stacked = np.vstack([X, Z])
-    canonical = np.ascontiguousarray(stacked[:, np.lexsort(stacked[::-1])])
-    return _regression_start_cached(canonical.tobytes(), X.shape[0], canonical.shape)
+    order = np.lexsort([*Z[::-1], *X[::-1]])
+    X, Z = np.take(X, order, axis=1), np.take(Z, order, axis=1)
+    digest = hashlib.blake2b(X.data, digest_size=16)
+    digest.update(Z.data)
+    key = (digest.hexdigest(), X.shape, Z.shape)
+    if key not in _REGRESSION_STARTS:
+        if len(_REGRESSION_STARTS) >= 32:
+            _REGRESSION_STARTS.pop(next(iter(_REGRESSION_STARTS)))
+        start = regression_start(X, Z)
+        start.setflags(write=False)
+        _REGRESSION_STARTS[key] = start
+    return _REGRESSION_STARTS[key]
 
 
-@functools.lru_cache(maxsize=32)
-def _regression_start_cached(data: bytes, K: int, shape: tuple[int, int]) -> FloatArray:
-    units = np.frombuffer(data).reshape(shape)
-    start = regression_start(units[:K], units[K:])
-    start.setflags(write=False)
-    return start
+#: Regression starts by unit set (a hash of the canonically ordered data), oldest first.
+_REGRESSION_STARTS: dict[tuple, FloatArray] = {}
 
 
 def _ranked(losses: FloatArray) -> FloatArray:
@@ -332,7 +357,7 @@ def _polish(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int
     state = (problem.workspace.M, problem.D, problem.workspace.state)
     swept, x = np.empty_like(x0), np.empty_like(x0)
     offsets = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 1.0, SWEEP_POINTS)
-    _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 4, swept)
+    _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 2, swept)
     _kernels.nelder_mead(swept, delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
     return _local_search(problem, x, delta, max_iterations)
 
