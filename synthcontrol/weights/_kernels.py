@@ -281,8 +281,9 @@ def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
             passive[0] = j
             n_passive[0] = 1
             u[j] = 1.0
-        status = nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol,
-                      8 * (m + 2) + 2 * M.shape[1])
+        # Lawson-Hanson needs about as many steps as the support has donors (<= m);
+        # a cap of a few times m stops a cycle among ties quickly.
+        status = nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, 10 * (m + 2))
         if status == OK:
             break
     total = 0.0

@@ -17,7 +17,7 @@ from scipy import optimize
 
 from ..errors import ConvergenceWarning
 from . import _kernels
-from .inner import FloatArray, Workspace, _discrepancy, _power_of_two, solve_inner
+from .inner import FloatArray, Workspace, _discrepancy, solve_inner, solve_weights_cvxpy
 from .tiebreak import face_tiebreak
 
 __all__ = [
@@ -195,10 +195,8 @@ class _Problem:
         """The outcome-only fit ``min_w |D w|^2 / T0`` (merged weights, unit scale)."""
         bound = Workspace(np.vstack([self.D, np.ones((1, self.D.shape[1]))]))
         w, status = bound.solve(cold=True)
-        if status != _kernels.OK:
-            from .inner import simplex_least_squares
-
-            w, _ = simplex_least_squares(self.D)  # raises a SolverError if this breaks down too
+        if status != _kernels.OK:  # the cvxpy formulation is the fallback
+            w = solve_weights_cvxpy(np.zeros(self.D.shape[0]), self.D, np.ones(self.D.shape[0]))
         return w, self.loss(w)
 
 

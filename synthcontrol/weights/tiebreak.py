@@ -130,11 +130,17 @@ def _penalty_nnls(A: FloatArray, target: FloatArray, D: FloatArray, start: Float
     support = np.flatnonzero(u)[:m]
     passive[: support.size] = support
     n_passive = np.array([support.size], dtype=np.int64)
+    # The system's rows carry PENALTY, so its dual values carry round-off of about
+    # PENALTY^2 times machine precision: a smaller entry threshold lets columns
+    # enter on round-off and cycle. A cycle stopped by the cap still leaves a point
+    # whose support the exact polish below checks and completes.
+    tolerance = 64.0 * np.finfo(float).eps * m * PENALTY**2
     status = _kernels.nnls(
         M, rs, b, u, passive, n_passive, np.zeros(n, dtype=np.int8), np.empty((m, m)), np.empty((m, m)),
-        np.empty(m), np.empty(m), np.empty(n), np.empty(m), 64.0 * np.finfo(float).eps * m, 8 * (m + 2) + 2 * n,
+        np.empty(m), np.empty(m), np.empty(n), np.empty(m), tolerance, 4 * m + 20,
     )
-    return u if status == _kernels.OK and u.sum() > 0 else None
+    usable = status in (_kernels.OK, _kernels.ITERATION_LIMIT) and u.sum() > 0
+    return u if usable else None
 
 
 def _polish(A: FloatArray, target: FloatArray, D: FloatArray, u: FloatArray) -> FloatArray | None:
