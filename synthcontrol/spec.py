@@ -236,11 +236,13 @@ class Design:
         those units (R Synth's scaling); returns ``(scaled, standard_deviations)``.
 
         Units that are exact copies of another (same predictors and outcomes) count
-        once, and the values are sorted first: neither a copied donor nor the order
-        of the units can change the scaling, not even in its last bit."""
+        once, and the units are taken in a canonical order: neither a copied donor
+        nor the order of the units can change the scaling, not even in its last bit."""
         X = self.predictors[:, columns]
+        # Distinct units in their canonical order: the sum runs in the same order
+        # whatever the order of the units.
         order, first = canonical_columns(X, self.outcome[:, columns])
-        sd = np.sort(X[:, order[first]], axis=1).std(axis=1, ddof=1)
+        sd = X[:, order[first]].std(axis=1, ddof=1)
         return X / sd[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":

@@ -54,8 +54,10 @@ logger = logging.getLogger("synthcontrol.inference")
 
 _FORMAT = "synthcontrol-checkpoint/1"
 
-#: Remaining work (estimated from the first task) below which it runs serially, seconds.
-SERIAL_BELOW = 0.05
+#: Remaining work (estimated from the first task) below which it runs serially, seconds:
+#: on 2 cores a California placebo run (0.6 s) ran slower on threads than serially
+#: (``benchmarks/RESULTS.md``), the fits' Python parts holding the GIL.
+SERIAL_BELOW = 1.0
 #: Remaining work above which it goes to worker processes rather than threads, seconds.
 PROCESSES_ABOVE = 3.0
 
