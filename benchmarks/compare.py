@@ -246,7 +246,15 @@ def criteria(fits: pd.DataFrame, placebo: pd.DataFrame | None, full: Sequence[Ma
         per_fit = ratio(done["peer_s"].sum(), done["ours_s"].sum()) if len(done) else float("nan")
         ours_full = min(float(np.median(r["seconds"])) for r in full) if full else float("nan")
         extrap = ratio(extrapolated_full_placebo(placebo, n_fits), ours_full)
+        ours_fit = fits[(fits["dataset"] == placebo_dataset) & (fits["package"] == "synthcontrol")]["seconds"]
+        peer_fit = fits[(fits["dataset"] == placebo_dataset) & (fits["package"] == "pysyncon")]["seconds"]
+        all_fits = ratio(float(peer_fit.iloc[0]) + extrapolated_full_placebo(placebo, n_fits)
+                         if len(peer_fit) else float("nan"),
+                         float(ours_fit.iloc[0]) + ours_full if len(ours_fit) else float("nan"))
         rows += [
+            (f"{where}, all {n_fits + 1} nested fits (issue 13): pysyncon's fit + {n_fits} x its mean sampled "
+             "placebo fit (EXTRAPOLATED) / synthcontrol's fit + measured full placebo", all_fits, ">= 2000",
+             all_fits >= 2000),
             (f"{where} placebo fits, same units: pysyncon time / synthcontrol time", per_fit, ">= 100",
              per_fit >= 100),
             (f"{where} placebo fits, same units: units where synthcontrol's loss is equal or lower",
@@ -256,7 +264,7 @@ def criteria(fits: pd.DataFrame, placebo: pd.DataFrame | None, full: Sequence[Ma
              "full run (fastest n_jobs)",
              extrap, ">= 300", extrap >= 300),
         ]
-    rows.append(("Whole run of run_all.py, minutes", total_seconds / 60, "< 15", total_seconds < 900))
+    rows.append(("Whole run of run_all.py, minutes", total_seconds / 60, "< 22", total_seconds < 1320))
     table = pd.DataFrame(rows, columns=["criterion", "measured", "target", "met"])
     table["met"] = [("yes" if m else "no") if _measured(v) else "not measured"
                     for m, v in zip(table["met"], table["measured"])]

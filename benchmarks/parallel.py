@@ -1,10 +1,13 @@
-"""Parallel scaling of the placebo run: 1 and 2 local workers, and a Dask LocalCluster.
+"""Parallel scaling of the placebo run: the runner's own choice, threads, processes, Dask.
 
 One synthetic panel with a known answer (``benchmarks/synthetic.py``) is fitted,
 then its full in-space placebo run (``sc.placebo_test``, one nested fit per donor)
-is timed with joblib's default backend (loky processes) at each ``--workers``
-count, and on a loopback Dask ``LocalCluster`` of two single-threaded worker
-processes through ``joblib.parallel_config(backend="dask")``. Each backend is
+is timed as the runner chooses by itself (``auto``: serial, threads or processes
+by the measured size of the work, see :mod:`synthcontrol.inference.runner`) at each
+``--workers`` count; forced onto threads and onto loky processes with two workers
+(the runner's size thresholds overridden); and on a loopback Dask
+``LocalCluster`` of two single-threaded worker processes through
+``joblib.parallel_config(backend="dask")``. Each backend is
 warmed up first on a tiny placebo run (worker start-up and imports are not
 timed; the cluster's start-up is reported on its own). Times are medians of
 ``--repeats`` runs; efficiency is speed-up over the serial run divided by the
@@ -33,6 +36,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import synthcontrol as sc  # noqa: E402
 from benchmarks.peers import _Clock  # noqa: E402
 from benchmarks.synthetic import make_panel  # noqa: E402
+from synthcontrol.inference import runner  # noqa: E402
 
 PROBLEM = {"n_donors": 30, "n_predictors": 5, "n_pre": 40}
 QUICK_PROBLEM = {"n_donors": 6, "n_predictors": 3, "n_pre": 8}
@@ -62,6 +66,17 @@ def fitted(problem: dict[str, int], seed: int) -> sc.SynthResult:
     return sc.fit(panel.frame, panel.spec)
 
 
+@contextlib.contextmanager
+def forced(mode: str) -> Iterator[None]:
+    """The runner forced onto ``"threads"`` or ``"processes"`` whatever the work's size."""
+    saved = runner.SERIAL_BELOW, runner.PROCESSES_ABOVE
+    runner.SERIAL_BELOW, runner.PROCESSES_ABOVE = 0.0, (float("inf") if mode == "threads" else 0.0)
+    try:
+        yield
+    finally:
+        runner.SERIAL_BELOW, runner.PROCESSES_ABOVE = saved
+
+
 def time_runs(result: sc.SynthResult, n_jobs: int, repeats: int, warm: sc.SynthResult) -> dict[str, Any]:
     """Median wall time of ``repeats`` placebo runs after one untimed run on ``warm``."""
     sc.placebo_test(warm, n_jobs=n_jobs)
@@ -76,7 +91,7 @@ def time_runs(result: sc.SynthResult, n_jobs: int, repeats: int, warm: sc.SynthR
 
 def efficiency(runs: list[dict[str, Any]]) -> None:
     """Add speed-up over the serial run and efficiency (speed-up per worker) in place."""
-    serial = next(r["seconds"] for r in runs if r["backend"] == "loky" and r["workers"] == 1)
+    serial = next(r["seconds"] for r in runs if r["backend"] == "auto" and r["workers"] == 1)
     for run in runs:
         run["speedup"] = serial / run["seconds"]
         run["efficiency"] = run["speedup"] / run["workers"]
@@ -114,7 +129,10 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     problem = QUICK_PROBLEM if args.quick else PROBLEM
     repeats = 1 if args.quick else args.repeats
     result, warm = fitted(problem, args.seed), fitted(QUICK_PROBLEM, args.seed + 1)
-    runs = [{"backend": "loky", "workers": n} | time_runs(result, n, repeats, warm) for n in sorted({1, *args.workers})]
+    runs = [{"backend": "auto", "workers": n} | time_runs(result, n, repeats, warm) for n in sorted({1, *args.workers})]
+    for mode in ("threads", "processes"):
+        with forced(mode):
+            runs.append({"backend": mode, "workers": DASK_WORKERS} | time_runs(result, DASK_WORKERS, repeats, warm))
     startup = None
     if not args.no_dask:
         with dask_backend(DASK_WORKERS) as startup:

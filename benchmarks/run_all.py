@@ -5,7 +5,7 @@ SyntheticControlMethods, scpi_pkg) runs through ``benchmarks/peers.py`` in its
 own environment ``.venv-bench`` (``make bench-env``), one subprocess per call,
 each with a hard time limit, and a call that runs out of time is recorded as
 not finished. All peer calls share one overall budget so that the whole run
-stays within 15 minutes on 2 cores::
+stays within 21 minutes on 2 cores::
 
     make bench                                   # = the command below, after setup
     .venv/bin/python benchmarks/run_all.py --out benchmarks/RESULTS.md --readme benchmarks/README.md
@@ -61,10 +61,10 @@ PEER_BUDGET = 480.0  # all peer calls together
 MIN_CALL = 15.0  # a call is not started with less budget than this
 REPEAT_BELOW = 10.0  # peer fits faster than this are repeated (new process each)
 # The scaling helper's scripts: time limit and arguments (besides --markdown).
-EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {"scaling": (210.0, ("--budget", "150")), "parallel": (150.0, ()),
-                                                    "bench_variants": (300.0, ()),
-                                                    "bench_certify": (1500.0, ("--budget", "900", "--mscmt-cap", "480"))}
-RUN_BUDGET = 840.0  # the whole run; the extras, run last, get at most what is left
+EXTRAS: dict[str, tuple[float, tuple[str, ...]]] = {
+    "speed": (480.0, ()), "quality": (150.0, ()), "scaling": (150.0, ("--budget", "100")), "parallel": (150.0, ()),
+    "bench_variants": (300.0, ()), "bench_certify": (900.0, ("--budget", "600", "--mscmt-cap", "300"))}
+RUN_BUDGET = 2700.0  # the whole run; the extras, run last, get at most what is left
 
 
 @dataclass
@@ -96,9 +96,9 @@ def quick_settings() -> Settings:
                     placebo_dataset="basque", placebo_units=1, our_repeats=2, peer_repeats=1,
                     placebo_jobs=(1,), placebo_repeats=1, unit_repeats=1,
                     fit_caps={"pysyncon": 60.0}, placebo_cap=60.0, peer_budget=120.0,
-                    extras={"scaling": (60.0, ("--quick",)), "parallel": (60.0, ("--quick",)),
-                            "bench_variants": (120.0, ("--quick",)),
-                            "bench_certify": (300.0, ("--quick",))},
+                    extras={"speed": (120.0, ("--quick",)), "quality": (60.0, ("--only", "california")),
+                            "scaling": (60.0, ("--quick",)), "parallel": (60.0, ("--quick",)),
+                            "bench_variants": (120.0, ("--quick",)), "bench_certify": (300.0, ("--quick",))},
                     run_budget=300.0, quick=True)
 
 
@@ -623,7 +623,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--peer-budget", type=float, help=f"seconds for all peer calls (default {PEER_BUDGET:g})")
     ap.add_argument("--fit-cap", type=float, help="time limit of every peer fit call (default per peer)")
     ap.add_argument("--placebo-cap", type=float, help=f"per placebo unit (default {PLACEBO_CAP:g})")
-    ap.add_argument("--no-extras", action="store_true", help="skip benchmarks/scaling.py and parallel.py")
+    ap.add_argument("--no-extras", action="store_true",
+                    help="skip benchmarks/speed.py, quality.py, scaling.py and parallel.py")
     args = ap.parse_args(argv)
 
     settings = quick_settings() if args.quick else Settings()

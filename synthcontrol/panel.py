@@ -87,11 +87,7 @@ class Panel:
         numeric = {name: _numeric_column(frame, name, unit, time) for name in variables}
         units = _sorted_units(frame[unit], unit)
         periods = sorted_periods(frame[time], time)
-        index = pd.MultiIndex.from_arrays([frame[time], frame[unit]])
-        values = {
-            name: pd.Series(col, index=index).unstack().reindex(index=list(periods), columns=list(units))
-            for name, col in numeric.items()
-        }
+        values = _pivot(frame, unit, time, units, periods, numeric)
         return cls(unit=unit, time=time, units=units, periods=periods, values=values)
 
     def matrix(self, variable: str, periods: Sequence[Hashable], units: Sequence[Hashable]) -> np.ndarray:
@@ -114,6 +110,22 @@ def _keys_as_columns(frame: pd.DataFrame, unit: str, time: str) -> pd.DataFrame:
     are index levels rather than columns (``df.set_index([unit, time])``)."""
     in_index = [key for key in (unit, time) if key not in frame.columns and key in frame.index.names]
     return frame.reset_index(level=in_index) if in_index else frame
+
+
+def _pivot(
+    frame: pd.DataFrame, unit: str, time: str, units: tuple, periods: tuple, numeric: dict[str, np.ndarray]
+) -> dict[str, pd.DataFrame]:
+    """Period x unit frames of every variable from one factorisation of the keys: each
+    row's (period, unit) position is found once and shared by all variables."""
+    rows = pd.Index(periods, name=time).get_indexer(frame[time])
+    cols = pd.Index(units, name=unit).get_indexer(frame[unit])
+    index, columns = pd.Index(periods, name=time), pd.Index(units, name=unit)
+    values = {}
+    for name, column in numeric.items():
+        matrix = np.full((len(periods), len(units)), np.nan)
+        matrix[rows, cols] = column
+        values[name] = pd.DataFrame(matrix, index=index, columns=columns)
+    return values
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -43,9 +43,9 @@ class FitOptions:
     """
 
     seed: int = 0
-    n_random_starts: int = 200
+    n_random_starts: int = 2000
     n_local: int = 6
-    n_polish: int = 2
+    n_polish: int = 3
     max_iterations: int = 200
     min_predictor_weight: float = 1e-8
     global_search: bool = False

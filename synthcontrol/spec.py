@@ -30,6 +30,7 @@ from .errors import (
 )
 from .panel import Panel
 from .periods import coerce_period
+from .weights.search import canonical_columns
 
 __all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec", "require_treated_units"]
 
@@ -335,6 +336,10 @@ class Design:
         """Predictors of the given columns divided by their standard deviation across
         those units (R Synth's scaling); returns ``(scaled, standard_deviations)``.
 
+        Units that are exact copies of another (same predictors and outcomes) count
+        once, and the units are taken in a canonical order: neither a copied donor
+        nor the order of the units can change the scaling, not even in its last bit.
+
         A predictor equal (up to round-off) for every unit of the fit carries no
         information: every donor weighting matches it exactly. Its scaled row is
         zero and its standard deviation reported as 0. This happens in placebo and
@@ -351,9 +356,12 @@ class Design:
                [0., 0., 0.]])
         """
         X = self.predictors[:, columns]
-        sd = X.std(axis=1, ddof=1)
-        constant = np.array([_is_constant(row) for row in X], dtype=bool)
-        sd = np.where(constant, 0.0, sd)
+        # Distinct units in their canonical order: the sum runs in the same order
+        # whatever the order of the units.
+        order, first = canonical_columns(X, self.outcome[:, columns])
+        distinct = X[:, order[first]]
+        constant = np.array([_is_constant(row) for row in distinct], dtype=bool)
+        sd = np.where(constant, 0.0, distinct.std(axis=1, ddof=1) if distinct.shape[1] > 1 else 0.0)
         return X / np.where(constant, 1.0, sd)[:, None] * ~constant[:, None], sd
 
     def relabel(self, treated_position: int) -> "Design":

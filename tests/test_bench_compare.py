@@ -79,17 +79,18 @@ def test_tables_and_criteria_from_records() -> None:
     crit = compare.criteria(fits.reset_index(), placebo, [{"n_jobs": 1, "seconds": [3.0, 3.9]}],
                             39, total_seconds=600)
     met = dict(zip(crit["criterion"], crit["met"]))
-    assert [met[c] for c in crit["criterion"]] == ["yes", "yes", "yes", "no", "yes", "yes"]
-    assert crit["measured"].iloc[2] == pytest.approx(60 / 0.4)  # (20 + 40) / (0.1 + 0.3)
-    assert crit["measured"].iloc[4] == pytest.approx(30 * 39 / 3.45)
+    assert [met[c] for c in crit["criterion"]] == ["yes", "yes", "no", "yes", "no", "yes", "yes"]
+    assert crit["measured"].iloc[2] == pytest.approx((12.0 + 30 * 39) / (0.5 + 3.45))  # all 40 fits
+    assert crit["measured"].iloc[3] == pytest.approx(60 / 0.4)  # (20 + 40) / (0.1 + 0.3)
+    assert crit["measured"].iloc[5] == pytest.approx(30 * 39 / 3.45)
 
 
 def test_criteria_without_peers_are_not_measured() -> None:
     ours = {"california": {"seconds": [0.5], "loss": 3.0, "weights": {"A": 1.0}}}
     fits = compare.fit_table(ours, {})
     placebo = compare.placebo_table({"X": {"seconds": [0.1], "loss": 1.0}}, {}, missing="not run")
-    crit = compare.criteria(fits, placebo, [{"n_jobs": 1, "seconds": [3.0]}], 39, total_seconds=1000)
-    assert crit["met"].tolist() == ["not measured"] * 5 + ["no"]
+    crit = compare.criteria(fits, placebo, [{"n_jobs": 1, "seconds": [3.0]}], 39, total_seconds=1400)
+    assert crit["met"].tolist() == ["not measured"] * 6 + ["no"]
 
 
 def _fake_interpreter(tmp_path: Path, body: str) -> Path:

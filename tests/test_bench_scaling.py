@@ -109,7 +109,8 @@ def test_quick_parallel_runs_every_backend_identically(tmp_path) -> None:
     pytest.importorskip("distributed")
     out = tmp_path / "parallel.json"
     report = parallel.main(["--quick", "--json", str(out)])
-    assert [(r["backend"], r["workers"]) for r in report["runs"]] == [("loky", 1), ("loky", 2), ("dask", 2)]
+    assert [(r["backend"], r["workers"]) for r in report["runs"]] == [
+        ("auto", 1), ("auto", 2), ("threads", 2), ("processes", 2), ("dask", 2)]
     assert report["identical"] is True
     serial = report["runs"][0]
     assert serial["speedup"] == 1.0 and serial["efficiency"] == 1.0

@@ -1,14 +1,29 @@
 """The one place where inference work is spread over workers, and resumed.
 
 :func:`run_tasks` maps a module-level task over a list of inputs with
-:class:`joblib.Parallel` (no backend named, ``return_as="generator"``), so that
-``joblib.parallel_config(backend="dask")`` sends the work to a Dask cluster. Results
-stream back in task order; as each arrives the parent reports progress and, given a
-:class:`Checkpoint`, writes it to one small JSON file. A rerun
-with the same checkpoint directory skips the finished tasks. Results come back in
-task order and do not depend on the backend or the number of workers, because
-every task is a deterministic function of its input (seeds are fixed in the
-parent).
+:class:`joblib.Parallel` (``return_as="generator"``). Results stream back in task
+order; as each arrives the parent reports progress and, given a
+:class:`Checkpoint`, writes it to one small JSON file. A rerun with the same
+checkpoint directory skips the finished tasks. Results come back in task order and
+do not depend on the backend or the number of workers, because every task is a
+deterministic function of its input (seeds are fixed in the parent, and the
+compiled weighting core sums in a fixed order on one thread).
+
+How the work is spread is chosen by its measured size, unless the caller has
+chosen a joblib backend (``joblib.parallel_config(backend="dask")`` sends every
+task to a Dask cluster, unchanged). Otherwise, with more than one worker, the
+first task runs in this process and is timed; the rest run
+
+* here, one after another, when they would take under :data:`SERIAL_BELOW`
+  seconds (a pool would cost more than it saves);
+* on threads when under :data:`PROCESSES_ABOVE` seconds: the compiled kernels of
+  :mod:`synthcontrol.weights` release the GIL, and threads start in microseconds;
+* on loky worker processes above that (a cold pool costs about a second: worker
+  start, imports), each worker limited to one BLAS thread
+  (``inner_max_num_threads=1``) so that workers never compete for cores.
+
+The weighting core itself calls no BLAS (its kernels are plain compiled loops), so
+a fit is single-threaded whatever the environment's BLAS settings.
 
 This is the only module of synthcontrol that imports joblib.
 """
@@ -28,7 +43,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import joblib
 import numpy as np
@@ -51,6 +66,13 @@ def _package_version() -> str:
         return metadata.version("synthcontrol")
     except metadata.PackageNotFoundError:  # run from a source tree, not installed
         return "unknown"
+
+#: Remaining work (estimated from the first task) below which it runs serially, seconds:
+#: on 2 cores a California placebo run (0.6 s) ran slower on threads than serially
+#: (``benchmarks/RESULTS.md``), the fits' Python parts holding the GIL.
+SERIAL_BELOW = 1.0
+#: Remaining work above which it goes to worker processes rather than threads, seconds.
+PROCESSES_ABOVE = 3.0
 
 @dataclass(frozen=True)
 class RunLog:
@@ -341,8 +363,7 @@ def run_tasks(
     if todo:
         # One pass over every task, results streamed back in task order: workers never
         # wait for a batch to finish, and each result is checkpointed as it arrives.
-        parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
-        outputs = parallel(joblib.delayed(_capturing_warnings)(task, inputs[i]) for i in todo)
+        outputs = _execute(task, [inputs[i] for i in todo], n_jobs)
         caught: Counter = Counter()
         for index, (result, warned) in zip(todo, outputs):
             if checkpoint is not None:
@@ -354,6 +375,37 @@ def run_tasks(
     log = RunLog(len(inputs), len(todo), resumed, time.perf_counter() - start)
     logger.info("%s: %d tasks, %d computed, %d resumed, %.2f s", description, *vars(log).values())
     return [results[i] for i in range(len(inputs))], log
+
+
+def _execute(task: Callable[[Any], Any], items: list, n_jobs: int | None) -> Iterator[tuple[Any, list]]:
+    """``(result, warnings)`` of every item, in order, spread as the module docstring says."""
+    def delayed(items: list) -> Iterator:
+        return (joblib.delayed(_capturing_warnings)(task, item) for item in items)
+
+    if _backend_chosen_by_caller():
+        yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(delayed(items))
+        return
+    workers = joblib.effective_n_jobs(n_jobs)
+    start = time.perf_counter()
+    yield _capturing_warnings(task, items[0])
+    remaining = (time.perf_counter() - start) * (len(items) - 1)
+    if workers == 1 or remaining < SERIAL_BELOW or len(items) == 2:
+        logger.debug("running %d tasks serially", len(items) - 1)
+        yield from (_capturing_warnings(task, item) for item in items[1:])
+    elif remaining < PROCESSES_ABOVE:
+        logger.debug("running %d tasks on %d threads", len(items) - 1, workers)
+        yield from joblib.Parallel(n_jobs=workers, prefer="threads", return_as="generator")(delayed(items[1:]))
+    else:
+        logger.debug("running %d tasks on %d processes", len(items) - 1, workers)
+        with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+            yield from joblib.Parallel(n_jobs=workers, return_as="generator")(delayed(items[1:]))
+
+
+def _backend_chosen_by_caller() -> bool:
+    """Whether a joblib backend other than the default process pool is active
+    (``joblib.parallel_config(backend=...)``): then every task goes to it."""
+    backend, _ = joblib.parallel.get_active_backend()
+    return type(backend).__name__ != "LokyBackend"
 
 
 def _capturing_warnings(task: Callable[[Any], Any], argument: Any) -> tuple[Any, list]:

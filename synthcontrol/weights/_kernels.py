@@ -1,0 +1,698 @@
+"""Compiled kernels of the weighting core: one implementation, no Python twin.
+
+Everything the nested search repeats thousands of times per fit is compiled with
+numba: the non-negative least-squares active set that solves the inner problem,
+the outcome loss and its gradient in ``v``, the screening of candidate ``v``,
+BFGS and Nelder-Mead. ``cache=True`` stores the machine code next to this file
+(``__pycache__``), so the compile cost (a few seconds) is paid once per
+installation, not per process; ``nogil=True`` lets the placebo runner run fits on
+threads.
+
+The kernels call no BLAS and use no fast-math: every sum is a plain loop in a fixed
+order, so a result is bitwise the same whatever the number of threads, processes
+or BLAS threads, and single-threaded by construction (a fit never competes with
+another job's fit for cores).
+
+Problem layout (see :mod:`synthcontrol.weights` for the notation): ``M`` is the
+``(K + 1, J)`` matrix ``[C; 1']`` with ``C = X0 - x1 1'`` scaled to unit maximum
+entry, and ``D = Z0 - z1 1'`` the ``(T0, J)`` outcome discrepancies, also scaled.
+A least-squares system is ``diag(rs) M`` for row scales ``rs``: the inner problem
+for predictor weights ``v`` is ``rs = [sqrt(v / max v), 1]`` with right-hand side
+``e_{K+1}`` (the NNLS reduction of the module docstring).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_compiled = njit(cache=True, nogil=True)
+
+#: Status codes of :func:`nnls`.
+OK, ITERATION_LIMIT, BREAKDOWN = 0, 1, 2
+
+#: Losses are compared after rounding to this many significant bits: values that
+#: differ only by round-off (the same data in other units or another order) then
+#: compare equal, and the search takes the same path (2^-36 is about 1.5e-11,
+#: far below the search's own tolerances).
+LOSS_BITS = 36
+
+#: A column whose remaining norm in the QR falls below this share of its own norm
+#: lies in the span of the passive columns (round-off): it may not enter.
+RANK_TOLERANCE = 1e-11
+
+
+# ----------------------------------------------------------------------- least squares
+
+
+@_compiled
+def _rotation(a, b):
+    r = np.hypot(a, b)
+    return a / r, b / r, r
+
+
+@_compiled
+def _qr_append(M, rs, j, Qt, R, qtb, p):
+    """Append column ``diag(rs) M[:, j]`` to the factorisation ``A_P = Q R`` (Givens
+    rotations; ``Qt = Q'`` kept explicitly, row by row, and ``qtb = Q' b`` in step).
+    False, and nothing appended, when the column lies in the span of the others."""
+    m = M.shape[0]
+    if p >= m:
+        return False
+    column = np.empty(m)
+    norm = 0.0
+    for i in range(m):
+        column[i] = rs[i] * M[i, j]
+        norm += column[i] * column[i]
+    for c in range(m):
+        row = Qt[c]
+        s = 0.0
+        for i in range(m):
+            s += row[i] * column[i]
+        R[c, p] = s
+    for i in range(m - 1, p, -1):
+        if R[i, p] == 0.0:
+            continue
+        c, s, h = _rotation(R[i - 1, p], R[i, p])
+        R[i - 1, p], R[i, p] = h, 0.0
+        upper, lower = Qt[i - 1], Qt[i]
+        for k in range(m):
+            qa, qb = upper[k], lower[k]
+            upper[k], lower[k] = c * qa + s * qb, c * qb - s * qa
+        ta, tb = qtb[i - 1], qtb[i]
+        qtb[i - 1], qtb[i] = c * ta + s * tb, c * tb - s * ta
+    # The rotations only mixed the complement of span(A_P): a refusal leaves Q valid.
+    return R[p, p] * R[p, p] > (RANK_TOLERANCE * RANK_TOLERANCE) * norm and norm > 0.0
+
+
+@_compiled
+def _qr_remove(position, passive, Qt, R, qtb, p):
+    """Drop the column at ``position`` from ``A_P = Q R`` and from ``passive``."""
+    m = Qt.shape[0]
+    for c in range(position, p - 1):
+        passive[c] = passive[c + 1]
+        for i in range(c + 2):
+            R[i, c] = R[i, c + 1]
+    for i in range(position, p - 1):
+        c, s, h = _rotation(R[i, i], R[i + 1, i])
+        R[i, i], R[i + 1, i] = h, 0.0
+        for col in range(i + 1, p - 1):
+            ra, rb = R[i, col], R[i + 1, col]
+            R[i, col], R[i + 1, col] = c * ra + s * rb, c * rb - s * ra
+        upper, lower = Qt[i], Qt[i + 1]
+        for k in range(m):
+            qa, qb = upper[k], lower[k]
+            upper[k], lower[k] = c * qa + s * qb, c * qb - s * qa
+        ta, tb = qtb[i], qtb[i + 1]
+        qtb[i], qtb[i + 1] = c * ta + s * tb, c * tb - s * ta
+    return p - 1
+
+
+@_compiled
+def _back_substitute(R, qtb, p, z):
+    for k in range(p - 1, -1, -1):
+        s = qtb[k]
+        for j in range(k + 1, p):
+            s -= R[k, j] * z[j]
+        z[k] = s / R[k, k]
+
+
+@_compiled
+def _residual(M, rs, b, u, passive, p, r):
+    """``r = b - diag(rs) M u`` with ``u`` supported on ``passive[:p]``."""
+    for i in range(M.shape[0]):
+        s = 0.0
+        for k in range(p):
+            s += M[i, passive[k]] * u[passive[k]]
+        r[i] = b[i] - rs[i] * s
+
+
+@_compiled
+def _dual(M, rs, r, g):
+    """``g = (diag(rs) M)' r``, row by row so that the inner loop is contiguous."""
+    g[:] = 0.0
+    for i in range(M.shape[0]):
+        c = rs[i] * r[i]
+        if c != 0.0:
+            row = M[i]
+            for j in range(M.shape[1]):
+                g[j] += c * row[j]
+
+
+@_compiled
+def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_iter):
+    """Lawson-Hanson active set for ``min |diag(rs) M u - b|^2`` over ``u >= 0``.
+
+    Warm-started: on entry ``u >= 0`` is supported on ``passive[:n_passive[0]]``
+    (any such point will do, e.g. the last solution); on exit it is the optimum
+    and ``n_passive[0]`` its support size. The least-squares problem on the
+    support is kept as a QR factorisation updated by Givens rotations as columns
+    enter and leave. A column enters only with a dual value above ``tol``; one
+    that proves numerically dependent on the support is refused. ``flags`` (int8,
+    one per column) is work space. Returns :data:`OK`, :data:`ITERATION_LIMIT` or
+    :data:`BREAKDOWN`.
+    """
+    m, n = M.shape
+    flags[:] = 0
+    Q[:, :] = 0.0
+    for i in range(m):
+        Q[i, i] = 1.0
+        qtb[i] = b[i]
+    given, p = n_passive[0], 0
+    for k in range(given):
+        j = passive[k]
+        if _qr_append(M, rs, j, Q, R, qtb, p):
+            passive[p] = j
+            flags[j] = 1
+            p += 1
+        else:
+            u[j] = 0.0
+    newest, iterations, need_solve = -1, 0, p > 0
+    while True:
+        while need_solve:
+            iterations += 1
+            if iterations > max_iter:
+                n_passive[0] = p
+                return ITERATION_LIMIT
+            _back_substitute(R, qtb, p, z)
+            feasible = True
+            for k in range(p):
+                if not z[k] > 0.0:
+                    feasible = False
+                    break
+            if feasible:
+                for k in range(p):
+                    u[passive[k]] = z[k]
+                if newest >= 0:
+                    for j in range(n):  # progress was made: refused columns may enter again
+                        if flags[j] == 2:
+                            flags[j] = 0
+                newest = -1
+                break
+            # Step from u towards z until the first weight reaches zero; it leaves.
+            alpha, block = 1.0, -1
+            for k in range(p):
+                if not z[k] > 0.0:
+                    uk = u[passive[k]]
+                    step = uk / (uk - z[k]) if uk - z[k] > 0.0 else 0.0
+                    if block < 0 or step < alpha:
+                        alpha, block = step, k
+            for k in range(p):
+                j = passive[k]
+                u[j] += alpha * (z[k] - u[j])
+            u[passive[block]] = 0.0
+            for k in range(p - 1, -1, -1):
+                j = passive[k]
+                if not u[j] > 0.0:
+                    u[j] = 0.0
+                    flags[j] = 2 if j == newest else 0
+                    if j == newest:
+                        newest = -1
+                    p = _qr_remove(k, passive, Q, R, qtb, p)
+            need_solve = p > 0
+        _residual(M, rs, b, u, passive, p, r)
+        _dual(M, rs, r, g)
+        while True:
+            best, top = -1, tol
+            for j in range(n):
+                if flags[j] == 0 and g[j] > top:
+                    best, top = j, g[j]
+            if best < 0:
+                n_passive[0] = p
+                return OK
+            if _qr_append(M, rs, best, Q, R, qtb, p):
+                break
+            flags[best] = 2
+        passive[p] = best
+        p += 1
+        flags[best] = 1
+        u[best] = 0.0
+        newest = best
+        need_solve = True
+
+
+# ------------------------------------------------------------------------ inner problem
+
+
+@_compiled
+def inner_row_scales(v, rs):
+    """``rs = [sqrt(v / max v), 1]``: rows of the NNLS system stay O(1) for every ``v``."""
+    top = 0.0
+    for k in range(v.shape[0]):
+        if v[k] > top:
+            top = v[k]
+    for k in range(v.shape[0]):
+        rs[k] = np.sqrt(v[k] / top) if top > 0 else 1.0
+    rs[v.shape[0]] = 1.0
+
+
+@_compiled
+def best_vertex(M, rs):
+    """The donor whose own discrepancy ``sum_k rs_k^2 C_kj^2`` is smallest (first on ties)."""
+    K = M.shape[0] - 1
+    best, value = 0, np.inf
+    for j in range(M.shape[1]):
+        s = 0.0
+        for k in range(K):
+            s += (rs[k] * M[k, j]) ** 2
+        if s < value:
+            best, value = j, s
+    return best
+
+
+@_compiled
+def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w):
+    """Donor weights ``w`` on the simplex for the system ``diag(rs) M`` (last row ones).
+
+    Warm-started from ``u``/``passive`` when ``n_passive[0] > 0``, else from the best
+    single donor. On a failure of the warm start it restarts cold once. Returns
+    the NNLS status; ``w`` is ``u / sum(u)`` (zero where ``u`` is).
+    """
+    m = M.shape[0]
+    tol = 64.0 * np.finfo(np.float64).eps * m
+    status = BREAKDOWN
+    for attempt in range(2):
+        if n_passive[0] == 0 or attempt == 1:
+            for k in range(n_passive[0]):
+                u[passive[k]] = 0.0
+            j = best_vertex(M, rs)
+            passive[0] = j
+            n_passive[0] = 1
+            u[j] = 1.0
+        # Lawson-Hanson needs about as many steps as the support has donors (<= m);
+        # a cap of a few times m stops a cycle among ties quickly.
+        status = nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, 10 * (m + 2))
+        if status == OK:
+            break
+    total = 0.0
+    for k in range(n_passive[0]):
+        total += u[passive[k]]
+    w[:] = 0.0
+    if total > 0.0:
+        for k in range(n_passive[0]):
+            w[passive[k]] = u[passive[k]] / total
+    else:
+        status = BREAKDOWN
+    return status
+
+
+@_compiled
+def snapped(value):
+    """``value`` rounded to :data:`LOSS_BITS` significant bits."""
+    if value == 0.0 or not np.isfinite(value):
+        return value
+    mantissa, exponent = math.frexp(value)
+    return math.ldexp(np.round(mantissa * 2.0**LOSS_BITS) / 2.0**LOSS_BITS, exponent)
+
+
+@_compiled
+def support_loss(D, w, passive, p):
+    """``|D w|^2 / T0`` summed over the support only."""
+    total = 0.0
+    for t in range(D.shape[0]):
+        s = 0.0
+        for k in range(p):
+            s += D[t, passive[k]] * w[passive[k]]
+        total += s * s
+    return total / D.shape[0]
+
+
+# --------------------------------------------------------------------- dense solve
+
+
+@_compiled
+def _solve_dense(A, x):
+    """Solve ``A y = x`` in place (``x`` becomes ``y``) by Gaussian elimination with
+    partial pivoting; on a (numerically) singular ``A``, the least-squares solution."""
+    n = A.shape[0]
+    work = A.copy()
+    rhs = x.copy()
+    scale = 0.0
+    for i in range(n):
+        for j in range(n):
+            if abs(A[i, j]) > scale:
+                scale = abs(A[i, j])
+    singular = scale == 0.0
+    for k in range(n):
+        if singular:
+            break
+        pivot = k
+        for i in range(k + 1, n):
+            if abs(work[i, k]) > abs(work[pivot, k]):
+                pivot = i
+        if abs(work[pivot, k]) <= 1e-13 * scale:
+            singular = True
+            break
+        if pivot != k:
+            for j in range(n):
+                work[k, j], work[pivot, j] = work[pivot, j], work[k, j]
+            rhs[k], rhs[pivot] = rhs[pivot], rhs[k]
+        for i in range(k + 1, n):
+            f = work[i, k] / work[k, k]
+            if f != 0.0:
+                for j in range(k, n):
+                    work[i, j] -= f * work[k, j]
+                rhs[i] -= f * rhs[k]
+    if singular:
+        solution = np.linalg.lstsq(A, x, rcond=1e-13)[0]
+        for i in range(n):
+            x[i] = solution[i]
+        return
+    for k in range(n - 1, -1, -1):
+        s = rhs[k]
+        for j in range(k + 1, n):
+            s -= work[k, j] * rhs[j]
+        rhs[k] = s / work[k, k]
+    for i in range(n):
+        x[i] = rhs[i]
+
+
+# ------------------------------------------------------------------------ outer problem
+
+
+@_compiled
+def to_predictor_weights(y, delta, v):
+    """``v`` from the search variable ``y``: ``q = softmax(y)`` on the simplex, then
+    ``v = (delta max(q) + (1 - delta) q) / sum(...)``, onto exactly the admissible
+    class ``min v >= delta max v`` (every admissible ``v`` is reached). Working with
+    logarithms lets a search move a weight across orders of magnitude in one step:
+    optimal ``v`` often span ``delta`` to one. ``q`` is left in ``v`` scaled by the
+    returned normaliser's inverse; returns the index of ``max(q)`` (first on ties)
+    and the normaliser."""
+    K = y.shape[0]
+    top, arg = -np.inf, 0
+    for k in range(K):
+        if y[k] > top:
+            top, arg = y[k], k
+    if not np.isfinite(top):
+        for k in range(K):
+            v[k] = 1.0 / K
+        return 0, 1.0
+    total = 0.0
+    for k in range(K):
+        v[k] = math.exp(y[k] - top)
+        total += v[k]
+    norm = 0.0
+    for k in range(K):
+        v[k] = delta * (1.0 / total) + (1.0 - delta) * v[k] / total
+        norm += v[k]
+    for k in range(K):
+        v[k] /= norm
+    return arg, norm
+
+
+@_compiled
+def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
+    """Loss at the search point ``x`` and, if asked, its gradient in ``x``.
+
+    ``state`` is the tuple of work arrays of a problem (see ``_Problem``). The
+    gradient comes from implicit differentiation of the inner KKT system on the
+    support of ``W(v)``: one extra small dense solve.
+    """
+    (v, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, counters) = state
+    K = M.shape[0] - 1
+    arg, norm = to_predictor_weights(x, delta, v)
+    inner_row_scales(v, rs)
+    status = solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
+    counters[0] += 1
+    if status != OK:
+        counters[1] += 1
+    p = n_passive[0]
+    loss = snapped(support_loss(D, w, passive, p))
+    if not want_gradient:
+        return loss
+    T0 = D.shape[0]
+    kkt = np.zeros((p + 1, p + 1))
+    rhs = np.zeros(p + 1)
+    for a in range(p):
+        ja = passive[a]
+        for c in range(a, p):
+            jc = passive[c]
+            s = 0.0
+            for k in range(K):
+                s += v[k] * M[k, ja] * M[k, jc]
+            kkt[a, c] = s
+            kkt[c, a] = s
+        kkt[a, p] = 1.0
+        kkt[p, a] = 1.0
+    fitted = np.zeros(T0)
+    for t in range(T0):
+        s = 0.0
+        for a in range(p):
+            s += D[t, passive[a]] * w[passive[a]]
+        fitted[t] = s
+    for a in range(p):
+        s = 0.0
+        for t in range(T0):
+            s += D[t, passive[a]] * fitted[t]
+        rhs[a] = 2.0 * s / T0
+    _solve_dense(kkt, rhs)
+    grad_v = np.zeros(K)
+    total = 0.0
+    for k in range(K):
+        residual = 0.0
+        direction = 0.0
+        for a in range(p):
+            residual += M[k, passive[a]] * w[passive[a]]
+            direction += M[k, passive[a]] * rhs[a]
+        grad_v[k] = -residual * direction / norm
+        total += grad_v[k]
+    # Chain rule through v~ = delta max(q) + (1 - delta) q and q = softmax(y).
+    q = np.empty(K)
+    top = x[arg]
+    total_exp = 0.0
+    for k in range(K):
+        q[k] = math.exp(x[k] - top)
+        total_exp += q[k]
+    for k in range(K):
+        q[k] /= total_exp
+    for k in range(K):
+        grad_x[k] = (1.0 - delta) * grad_v[k]
+    grad_x[arg] += delta * total
+    dot = 0.0
+    for k in range(K):
+        dot += grad_x[k] * q[k]
+    for k in range(K):
+        grad_x[k] = q[k] * (grad_x[k] - dot)
+    return loss
+
+
+@_compiled
+def loss_at(x, delta, M, D, state):
+    """The outcome loss at the search point ``x`` (one inner solve)."""
+    return _evaluate(x, delta, M, D, state, False, np.empty(0))
+
+
+@_compiled
+def screen(points, delta, M, D, state, losses, supports):
+    """The loss at each row of ``points`` (search variables), warm-starting each
+    inner solve from the last, and a signature of the support of each ``W(v)``
+    (equal supports, equal signatures)."""
+    passive, n_passive = state[3], state[4]
+    for i in range(points.shape[0]):
+        losses[i] = _evaluate(points[i], delta, M, D, state, False, np.empty(0))
+        signature = np.uint64(1469598103934665603)
+        for j in np.sort(passive[: n_passive[0]]):
+            signature = (signature ^ np.uint64(j + 1)) * np.uint64(1099511628211)
+        supports[i] = signature
+
+
+@_compiled
+def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, x_out):
+    """BFGS with the analytic gradient and a backtracking (Armijo) line search.
+
+    Stops at a stationary point, when the line search cannot descend (a kink of
+    ``L``), or when the loss improved by less than ``stall_tolerance`` (relative)
+    over ``stall_window`` iterations (BFGS zigzags at kinks). Returns
+    ``(loss, converged)``; converged is False only when ``max_iterations`` stopped
+    a search still in progress. The end point is written to ``x_out``.
+    """
+    K = x0.shape[0]
+    x = x0.copy()
+    g = np.zeros(K)
+    f = _evaluate(x, delta, M, D, state, True, g)
+    H = np.eye(K)
+    history = np.empty(max_iterations + 1)
+    history[0] = f
+    trial = np.zeros(K)
+    g_new = np.zeros(K)
+    direction = np.zeros(K)
+    converged = False
+    scaled = False
+    for it in range(max_iterations):
+        gmax = 0.0
+        for k in range(K):
+            gmax = max(gmax, abs(g[k]))
+        if gmax <= 1e-14 * max(abs(f), 1e-300) or gmax == 0.0:
+            converged = True
+            break
+        for i in range(K):
+            s = 0.0
+            for j in range(K):
+                s -= H[i, j] * g[j]
+            direction[i] = s
+        slope = 0.0
+        for k in range(K):
+            slope += g[k] * direction[k]
+        if slope >= 0.0:
+            H[:, :] = np.eye(K)
+            for k in range(K):
+                direction[k] = -g[k]
+            slope = -np.sum(g * g)
+        # A first step of at most one unit of log(v) in any predictor weight.
+        dmax = np.max(np.abs(direction))
+        step = 1.0 if scaled else min(1.0, 1.0 / max(dmax, 1e-300))
+        accepted = False
+        f_new = f
+        for _ in range(40):
+            for k in range(K):
+                trial[k] = x[k] + step * direction[k]
+            f_new = _evaluate(trial, delta, M, D, state, True, g_new)
+            if f_new <= f + 1e-4 * step * slope:
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted:
+            converged = True
+            break
+        sy, yy = 0.0, 0.0
+        for k in range(K):
+            sk = trial[k] - x[k]
+            yk = g_new[k] - g[k]
+            sy += sk * yk
+            yy += yk * yk
+        if sy > 1e-12 * yy and yy > 0.0:
+            if not scaled:
+                H[:, :] = np.eye(K) * (sy / yy)
+                scaled = True
+            s_vec = trial - x
+            y_vec = g_new - g
+            Hy = np.zeros(K)
+            for i in range(K):
+                for j in range(K):
+                    Hy[i] += H[i, j] * y_vec[j]
+            yHy = np.sum(y_vec * Hy)
+            for i in range(K):
+                for j in range(K):
+                    H[i, j] += ((sy + yHy) * s_vec[i] * s_vec[j]) / (sy * sy) - (
+                        Hy[i] * s_vec[j] + s_vec[i] * Hy[j]
+                    ) / sy
+        x[:] = trial
+        g[:] = g_new
+        f = f_new
+        history[it + 1] = f
+        if it + 1 >= stall_window:
+            old = history[it + 1 - stall_window]
+            if old - f <= stall_tolerance * max(abs(old), 1e-300):
+                converged = True
+                break
+    x_out[:] = x
+    return f, converged
+
+
+@_compiled
+def nelder_mead(x0, delta, M, D, state, max_evaluations, step, xatol, fatol, x_out):
+    """Adaptive Nelder-Mead (Gao and Han's coefficients) from ``x0``, on an initial
+    simplex of edge ``step``: it crosses the kinks and flat stretches of ``L`` where
+    BFGS stops. Returns the best loss and writes its point to ``x_out``."""
+    n = x0.shape[0]
+    rho, chi = 1.0, 1.0 + 2.0 / n
+    psi, sigma = 0.75 - 1.0 / (2.0 * n), 1.0 - 1.0 / n
+    simplex = np.empty((n + 1, n))
+    values = np.empty(n + 1)
+    simplex[0] = x0
+    for k in range(n):
+        simplex[k + 1] = x0
+        simplex[k + 1, k] = x0[k] + step
+    for i in range(n + 1):
+        values[i] = loss_at(simplex[i], delta, M, D, state)
+    evaluations = n + 1
+    centroid = np.empty(n)
+    xr = np.empty(n)
+    xe = np.empty(n)
+    xc = np.empty(n)
+    while evaluations < max_evaluations:
+        order = np.argsort(values, kind="mergesort")
+        simplex = simplex[order]
+        values = values[order]
+        spread = 0.0
+        for i in range(1, n + 1):
+            for k in range(n):
+                spread = max(spread, abs(simplex[i, k] - simplex[0, k]))
+        if spread <= xatol and np.max(np.abs(values[0] - values[1:])) <= fatol:
+            break
+        for k in range(n):
+            centroid[k] = np.sum(simplex[:n, k]) / n
+        xr[:] = (1 + rho) * centroid - rho * simplex[n]
+        fr = loss_at(xr, delta, M, D, state)
+        evaluations += 1
+        shrink = False
+        if fr < values[0]:
+            xe[:] = (1 + rho * chi) * centroid - rho * chi * simplex[n]
+            fe = loss_at(xe, delta, M, D, state)
+            evaluations += 1
+            if fe < fr:
+                simplex[n], values[n] = xe, fe
+            else:
+                simplex[n], values[n] = xr, fr
+        elif fr < values[n - 1]:
+            simplex[n], values[n] = xr, fr
+        elif fr < values[n]:
+            xc[:] = (1 + psi * rho) * centroid - psi * rho * simplex[n]
+            fc = loss_at(xc, delta, M, D, state)
+            evaluations += 1
+            if fc <= fr:
+                simplex[n], values[n] = xc, fc
+            else:
+                shrink = True
+        else:
+            xc[:] = (1 - psi) * centroid + psi * simplex[n]
+            fc = loss_at(xc, delta, M, D, state)
+            evaluations += 1
+            if fc < values[n]:
+                simplex[n], values[n] = xc, fc
+            else:
+                shrink = True
+        if shrink:
+            for i in range(1, n + 1):
+                simplex[i] = simplex[0] + sigma * (simplex[i] - simplex[0])
+                values[i] = loss_at(simplex[i], delta, M, D, state)
+                evaluations += 1
+    best = int(np.argmin(values))
+    x_out[:] = simplex[best]
+    return values[best]
+
+
+@_compiled
+def coordinate_sweep(y0, delta, M, D, state, offsets, max_sweeps, y_out):
+    """Exhaustive one-dimensional moves: each predictor weight in turn is tried at
+    every offset (in log(v), relative to the largest) and the best point kept, until a
+    sweep improves nothing. It jumps across orders of magnitude and out of the flat
+    stretches and kinks that stop gradient and simplex searches. Returns the loss."""
+    K = y0.shape[0]
+    y = y0.copy()
+    trial = y0.copy()
+    best = loss_at(y, delta, M, D, state)
+    for _ in range(max_sweeps):
+        improved = False
+        for k in range(K):
+            top = -np.inf
+            for i in range(K):
+                if i != k and y[i] > top:
+                    top = y[i]
+            if K == 1:
+                top = y[0]
+            choice = y[k]
+            for j in range(offsets.shape[0]):
+                trial[:] = y
+                trial[k] = top + offsets[j]
+                value = loss_at(trial, delta, M, D, state)
+                if value < best:
+                    best, choice, improved = value, trial[k], True
+            y[k] = choice
+        if not improved:
+            break
+    y_out[:] = y
+    return best

@@ -1,0 +1,42 @@
+"""The runner's choice of serial, threads or processes never changes a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import synthcontrol as sc
+from synthcontrol.inference import runner
+
+DONORS = ["Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming", "Kansas"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1980), sc.mean("retprice", 1980, 1988)],
+                   donors=DONORS)
+    return sc.fit(sc.datasets.load_smoking(), spec)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_threads_and_processes_give_the_serial_answer(small, mode, monkeypatch):
+    serial = sc.placebo_test(small, n_jobs=1)
+    monkeypatch.setattr(runner, "SERIAL_BELOW", 0.0)
+    monkeypatch.setattr(runner, "PROCESSES_ABOVE", float("inf") if mode == "threads" else 0.0)
+    parallel = sc.placebo_test(small, n_jobs=2)
+    np.testing.assert_array_equal(parallel.gap_matrix, serial.gap_matrix)
+    np.testing.assert_array_equal(parallel.predictor_weights, serial.predictor_weights)
+    assert parallel.p_value == serial.p_value
+
+
+def test_small_work_stays_in_this_process(small, monkeypatch):
+    """Work estimated below SERIAL_BELOW is not worth a pool: every task runs here
+    (a task that records its process id)."""
+    monkeypatch.setattr(runner, "SERIAL_BELOW", float("inf"))
+    results, log = runner.run_tasks(_pid, list(range(5)), n_jobs=2)
+    assert set(results) == {__import__("os").getpid()} and log.n_computed == 5
+
+
+def _pid(_: int) -> int:
+    return __import__("os").getpid()
