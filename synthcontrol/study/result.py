@@ -408,8 +408,8 @@ def _placebo_columns(placebo: PlaceboResult | None) -> dict:
     if placebo is None:
         return dict(p_value=np.nan, p_negative=np.nan, p_positive=np.nan, n_placebos=np.nan, placebo_weights="")
     treated, n = placebo.table.iloc[0], len(placebo.units)
-    return dict(p_value=treated["rank"] / n, p_negative=treated["rank_negative"] / n,
-                p_positive=treated["rank_positive"] / n, n_placebos=n - 1,
+    return dict(p_value=float(treated["rank"] / n), p_negative=float(treated["rank_negative"] / n),
+                p_positive=float(treated["rank_positive"] / n), n_placebos=n - 1,
                 placebo_weights="reused" if placebo.reused_predictor_weights else "refitted")
 
 
