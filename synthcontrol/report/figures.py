@@ -2,8 +2,9 @@
 
 * ``effects.png``: every main estimate (one panel per outcome, one row per treated
   unit and block), in per cent for logged outcomes;
-* ``paths_POOL.png`` and ``gaps_POOL.png``: the headline outcome of every treated unit
-  against its synthetic control, and its gap among the placebo gaps, one panel each;
+* ``paths_POOL.png`` (first pool) and ``gaps_POOL.png`` (every pool): the headline
+  outcome of every treated unit against its synthetic control, and its gap among the
+  placebo gaps, one panel each;
 * ``speccurves.png``: the specification curves, one panel per treated unit and pool.
 
 Every legend entry is drawn with the marks it names, and every axis has a title.
@@ -50,10 +51,11 @@ def _plan(view: ReportView) -> list[tuple[str, str, Callable]]:
         plan.append(("effects.png", "Average post-period effect of every main estimate (filled: placebo "
                      f"p <= {view.alpha}; grey: not identified or not tested; diamonds: treated units estimated "
                      "together, with their 95% interval)", lambda plt: _draw_effects(plt, view)))
-    for tr in view.headline_tasks:
+    for number, tr in enumerate(view.headline_tasks):
         pool = tr.task.pool
-        plan.append((f"paths_{slug(pool)}.png", f"{headline.label}: observed and synthetic, {pool} pool",
-                     lambda plt, tr=tr: _draw_grid(plt, tr, view, _draw_path)))
+        if number == 0:  # the paths of the first pool; the gaps of every pool
+            plan.append((f"paths_{slug(pool)}.png", f"{headline.label}: observed and synthetic, {pool} pool",
+                         lambda plt, tr=tr: _draw_grid(plt, tr, view, _draw_path)))
         if all(u.placebo is not None for u in tr.units):
             plan.append((f"gaps_{slug(pool)}.png", f"Gap in {headline.label} (black) among the placebo gaps of "
                          f"the donors (grey), {pool} pool", lambda plt, tr=tr: _draw_grid(plt, tr, view, _draw_gaps)))
