@@ -296,8 +296,9 @@ def claims(tmp_path_factory):
     folder = tmp_path_factory.mktemp("claims")
     AUDIT_FLAGS.to_csv(folder / "flags.csv", index=False)
     (folder / "study.toml").write_text(CLAIMS, encoding="utf-8")
-    with pytest.warns(sc.AuditWarning, match="Georgia"):  # a treated unit relies on a flagged cell
+    with pytest.warns(sc.AuditWarning, match="audit warning"):  # one per task, summarising its fits'
         study = run_study(load_config(folder / "study.toml"))
+    assert any("'Georgia'" in w for tr in study.task_results for w in tr.audit_warnings)  # a flagged treated unit
     return study, write_report(study, folder / "out")
 
 

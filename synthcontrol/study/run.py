@@ -3,7 +3,8 @@ of treated units and the specification curves. Nothing is written here; see
 :mod:`synthcontrol.report`.
 
 Audit warnings (:class:`~synthcontrol.errors.AuditWarning`) of the fits and placebo
-tests are recorded on each task's result (for the report) and issued again."""
+tests are recorded on each task's result (for the report), logged, and summarised in
+one AuditWarning per task (a study of many fits raises hundreds)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def _audit_flags(config: StudyConfig) -> pd.DataFrame | None:
 
 class _Warnings:
     """Records the warnings of a block of code: dropped donors are logged, audit
-    warnings kept (for the report) and issued again, others issued again."""
+    warnings kept (for the report) and logged, others issued again."""
 
     def __init__(self) -> None:
         self.audit: list[str] = []
@@ -112,7 +113,17 @@ class _Warnings:
                 continue
             if issubclass(warning.category, AuditWarning):
                 self.audit.append(str(warning.message))
+                logger.debug("  %s", warning.message)
+                continue
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+    def summarise(self, task: Task) -> None:
+        """One AuditWarning for the audit warnings of ``task``, if any."""
+        if self.audit:
+            warnings.warn(f"{task.analysis} | {task.outcome.column} | {task.pool} | {task.estimator}: "
+                          f"{len(self.audit)} audit warning(s) from the fits and placebo tests (the report's "
+                          f"data audit counts them, the debug log lists them); the first: {self.audit[0]}",
+                          AuditWarning, stacklevel=3)
 
 
 def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:
@@ -124,6 +135,7 @@ def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult
         plan = task.plan
         placebos = {} if plan.placebo is None else inference.placebo_tests(
             fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights, audit=flags)
+    caught.summarise(task)
     units = tuple(
         UnitResult(
             fit=result,
