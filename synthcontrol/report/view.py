@@ -177,6 +177,11 @@ class ReportView:
                 + f": {self.names(g.units)}" for g in self.config.groups]
 
     @property
+    def pool_lines(self) -> list[str]:
+        return [f"{pool.name} ({len(pool.units)} units before exclusions)"
+                + (f": {pool.description}" if pool.description else "") for pool in self.config.pools]
+
+    @property
     def fit_window(self) -> str:
         window = self.config.main.fit_window
         return f"{window[0]}-{window[1]}" if window else "every period before treatment"
