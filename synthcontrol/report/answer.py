@@ -6,7 +6,8 @@ verdict.
 Rules, stated once here and in the report:
 
 * an outcome's estimates are the reference fits of the main analysis, one per treated
-  unit, in the first pool of the main analysis (the other pools are summarised);
+  unit, in the first pool of the main analysis (the other pools are summarised), and
+  the blocks of treated units fitted with the first estimator of ``[blocks]``;
 * the verdict is "detectable" when, in that pool, the pooled test (the configured
   statistic), the one-sided pooled test of the claimed direction, or a block of
   treated units estimated together has a p-value at most the report's level;
@@ -130,6 +131,11 @@ def answers(study: StudyResult, alpha: float) -> tuple[ClaimAnswer, ...]:
     return tuple(found)
 
 
+def _block_estimator(study: StudyResult) -> str:
+    blocks = study.config.blocks
+    return blocks.estimators[0] if blocks is not None else ""
+
+
 def _answer(study: StudyResult, outcome: Outcome, pool: str, claim: Claim, alpha: float) -> OutcomeAnswer:
     def main(e: Estimate) -> bool:
         return e.analysis == "main" and e.outcome == outcome.column and e.pool == pool
@@ -140,7 +146,7 @@ def _answer(study: StudyResult, outcome: Outcome, pool: str, claim: Claim, alpha
     return OutcomeAnswer(
         outcome=outcome, pool=pool, estimates=estimates,
         bias_corrected=tuple(e for e in study.estimates if main(e) and e.estimator == "augmented"),
-        blocks=tuple(e for e in study.block_estimates if main(e)),
+        blocks=tuple(e for e in study.block_estimates if main(e) and e.estimator == _block_estimator(study)),
         pooled=None if task is None else task.pooled,
         signed=None if task is None else task.pooled_signed,
         direction=claim.direction, alpha=alpha,
