@@ -356,7 +356,7 @@ def test_the_report_opens_with_the_claims(claims):
     report = written["markdown"].read_text(encoding="utf-8")
     answer = report.split("## Figures")[0]
     assert "### Sales" in answer and "Claim: The tax cut cigarette sales." in answer
-    assert "one-sided test of the claimed decrease" in answer and "Estimated together: all three" in answer
+    assert "one-sided test of the claimed decrease" in answer and "Estimated together (sdid): all three" in answer
     assert "Not measured: No series of cross-border sales exists in these data." in answer
     assert "between a state and its synthetic control" in answer and "city" not in report
     assert re.search(r"Verdict: (no detectable effect on sales yet|the joint tests detect an effect)", answer)
