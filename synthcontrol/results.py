@@ -13,6 +13,7 @@ from typing import Hashable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._arrays import frozen, rmspe
 from .certify import DEFAULT_TIME_LIMIT, Certificate
 from .certify import STATUSES as CERTIFICATE_STATUSES
 from .spec import Design
@@ -123,12 +124,6 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, dtype=float, copy=True)
-    array.setflags(write=False)
-    return array
-
-
 @dataclass(frozen=True, eq=False)
 class SynthResult:
     """A fitted synthetic control for one treated unit.
@@ -169,7 +164,7 @@ class SynthResult:
     certificate: Certificate | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", _frozen(self.scale))
+        object.__setattr__(self, "scale", frozen(self.scale))
         for name in ("weights", "predictor_weights"):
             getattr(self.solution, name).setflags(write=False)
 
@@ -219,11 +214,11 @@ class SynthResult:
     # -- fit and effects -------------------------------------------------------
     @cached_property
     def _synthetic(self) -> np.ndarray:
-        return _frozen(self.design.outcome[:, 1:] @ self.solution.weights + self.intercept)
+        return frozen(self.design.outcome[:, 1:] @ self.solution.weights + self.intercept)
 
     @cached_property
     def _gap(self) -> np.ndarray:
-        return _frozen(self.design.outcome[:, 0] - self._synthetic)
+        return frozen(self.design.outcome[:, 0] - self._synthetic)
 
     @property
     def path(self) -> pd.DataFrame:
@@ -247,12 +242,12 @@ class SynthResult:
     @property
     def pre_rmspe(self) -> float:
         """Root mean squared gap over the fit window before treatment."""
-        return _rmspe(self._gap[self.design.pre_mask])
+        return float(rmspe(self._gap, self.design.pre_mask))
 
     @property
     def post_rmspe(self) -> float:
         """Root mean squared gap over the post-period."""
-        return _rmspe(self._gap[self.design.post_mask])
+        return float(rmspe(self._gap, self.design.post_mask))
 
     @property
     def loss_v(self) -> float:
@@ -423,10 +418,6 @@ def _certificate_note(certificate: Certificate) -> str:
              else f"not certified: relative gap {c.gap:.2e} to the dual bound {c.dual_bound:.7g}")
     return (f"Certificate ({c.seconds:.1f} s, predictor weights with min/max >= {c.floor:g}): {found}"
             f"loss {c.loss:.7g} is {claim}.")
-
-
-def _rmspe(gap: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan")
 
 
 class SynthResults(Mapping):

@@ -1,5 +1,6 @@
 """Pieces shared by the inference routines: the refit task sent to workers, the
-checkpoint set-up, and the rank and RMSPE helpers.
+checkpoint set-up, and the rank and RMSPE helpers (``frozen`` and ``rmspe`` are
+:mod:`synthcontrol._arrays`'s, shared with every result type).
 
 Round-off floor
 ---------------
@@ -28,6 +29,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from .._arrays import frozen, rmspe
 from ..errors import DonorPoolError, SpecError
 from ..estimators import fit_design
 from ..results import FitOptions, SynthResult
@@ -151,11 +153,6 @@ def conservative_rank(values: np.ndarray, descending: bool = True) -> np.ndarray
     return at_least.sum(axis=1)
 
 
-def rmspe(gaps: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Root mean squared gap over the rows in ``mask``, per column."""
-    return np.sqrt(np.mean(np.asarray(gaps)[mask] ** 2, axis=0))
-
-
 def round_off_floor(outcome: np.ndarray) -> float:
     """The size below which a gap of ``outcome`` is round-off: :data:`ROUND_OFF` times
     its largest absolute value (the same for any order of units or periods)."""
@@ -175,13 +172,6 @@ def over_pre_rmspe(values: np.ndarray, pre_rmspe: np.ndarray, floor: float) -> n
     values = np.asarray(values, dtype=float)
     kept = np.where(np.abs(values) <= floor, 0.0, values)
     return kept / np.maximum(np.asarray(pre_rmspe, dtype=float), floor)
-
-
-def frozen(array: object, dtype: object = float) -> np.ndarray:
-    """A read-only copy (results never share writable arrays with the caller)."""
-    out = np.array(array, dtype=dtype, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 def check_result(result: object, routine: str, min_donors: int = 2) -> SynthResult:

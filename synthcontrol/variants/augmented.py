@@ -46,6 +46,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._arrays import rmspe
 from ..errors import SpecError
 from ..estimators import register_estimator
 from ..results import FitOptions, SynthResult
@@ -232,7 +233,7 @@ def fit_augmented(
         ("negative_weights", bool(np.any(w < 0))),
         ("scm_weights", tuple(base.weights.tolist())),
         ("scm_average_effect", float(np.mean(scm_gap[post])) if post.any() else float("nan")),
-        ("scm_pre_rmspe", float(np.sqrt(np.mean(scm_gap[design.pre_mask] ** 2)))),
+        ("scm_pre_rmspe", float(rmspe(scm_gap, design.pre_mask))),
     )
     return SynthResult(
         design=design,

@@ -58,7 +58,8 @@ from scipy.stats import norm
 
 from ..errors import DonorPoolError, SpecError
 from ..estimators import prepare_designs
-from ..results import Summary, _frozen
+from .._arrays import frozen
+from ..results import Summary
 from ..spec import Design, Spec
 from .sdid import SDIDEstimate, ZETA_LAMBDA_FACTOR, noise_level, ridge_simplex, sdid_estimate
 
@@ -328,11 +329,11 @@ def fit_several(
         estimator=estimator,
         average_effect=tau,
         cohorts=tuple(cohorts),
-        cohort_weights=_frozen(weights),
+        cohort_weights=frozen(weights),
         se_placebo=float(np.std(placebo)) if placebo.size else float("nan"),
         se_jackknife=_jackknife_se(jackknife),
-        placebo_estimates=_frozen(placebo),
-        jackknife_estimates=_frozen(jackknife),
+        placebo_estimates=frozen(placebo),
+        jackknife_estimates=frozen(jackknife),
         standard_error=standard_error,
         alpha=float(alpha),
         n_replications=int(n_replications),
@@ -431,12 +432,12 @@ def _fit_cohort(estimator: str, start: Hashable, units: list, shared: tuple) -> 
     sigma = noise_level(Y0[pre])
     zeta_omega, zeta_lambda = _zetas(estimator, sigma, len(units), int(post.sum()))
     estimate = _estimate(estimator, Y1.mean(axis=1), Y0, pre, post, zeta_omega, zeta_lambda)
-    estimate = replace(estimate, unit_weights=_frozen(estimate.unit_weights), time_weights=_frozen(estimate.time_weights))
+    estimate = replace(estimate, unit_weights=frozen(estimate.unit_weights), time_weights=frozen(estimate.time_weights))
     for mask in (pre, post):
         mask.setflags(write=False)  # fresh arrays of the design, now owned by the result
     return CohortFit(
         start=start, treated=tuple(units), donors=donors, periods=periods,
-        treated_outcome=_frozen(Y1), donor_outcome=_frozen(Y0),
+        treated_outcome=frozen(Y1), donor_outcome=frozen(Y0),
         pre_mask=pre, post_mask=post, estimate=estimate,
         zeta_omega=zeta_omega, zeta_lambda=zeta_lambda, noise_level=sigma,
     )
