@@ -52,14 +52,13 @@ from dataclasses import dataclass
 from math import log, sqrt
 from typing import Hashable, Literal
 
-import clarabel
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.optimize import linprog
 
 from ..errors import SolverError, SpecError
 from ..results import Summary, SynthResult
+from ..weights.solvers import LocalisedSimplex
 from ._common import check_result, frozen
 
 __all__ = ["prediction_intervals", "PredictionIntervalResult", "E_METHODS"]
@@ -335,7 +334,7 @@ def _in_sample_draws(
     R = Z / (scale * np.sqrt(Z.shape[0]))
     out = np.full((sims, P.shape[0], 2), np.nan)
     for s in range(sims):
-        problem = _LocalisedSimplex(w, R, draws[:, s] / scale**2, lower_bound)
+        problem = LocalisedSimplex(w, R, draws[:, s] / scale**2, lower_bound)
         for t, p in enumerate(P):
             for side, sign in enumerate((-1.0, 1.0)):  # lower: maximise p'x; upper: minimise it
                 x = problem.minimise(sign * p / scale)
@@ -345,29 +344,6 @@ def _in_sample_draws(
     if failed == out.size:
         raise SolverError("every in-sample problem of prediction_intervals failed to solve")
     return out, failed
-
-
-class _LocalisedSimplex:
-    """``min c'x`` over ``sum x = 1``, ``x >= lb``, ``|R (x - w)|^2 <= 2 G'(x - w)``, built
-    once per draw for Clarabel (the quadratic constraint is a rotated second-order
-    cone: ``u = G'(x - w)``, ``v = 1``, ``2uv >= |R (x - w)|^2``)."""
-
-    def __init__(self, w: np.ndarray, R: np.ndarray, G: np.ndarray, lower_bound: np.ndarray):
-        J, root2 = w.size, np.sqrt(2.0)
-        Gw = float(G @ w)
-        A = np.vstack([np.ones((1, J)), -np.eye(J), -G[None, :] / root2, -G[None, :] / root2, -R])
-        b = np.concatenate([[1.0], -lower_bound, [(1 - Gw) / root2, (-1 - Gw) / root2], -R @ w])
-        self.A, self.b = sparse.csc_matrix(A), b
-        self.P = sparse.csc_matrix((J, J))
-        self.cones = [clarabel.ZeroConeT(1), clarabel.NonnegativeConeT(J), clarabel.SecondOrderConeT(R.shape[0] + 2)]
-        self.settings = clarabel.DefaultSettings()
-        self.settings.verbose = False
-
-    def minimise(self, c: np.ndarray) -> np.ndarray | None:
-        solution = clarabel.DefaultSolver(self.P, c, self.A, self.b, self.cones, self.settings).solve()
-        if solution.status in (clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved):
-            return np.asarray(solution.x)
-        return None
 
 
 def _out_of_sample(residuals: np.ndarray, H0: np.ndarray, H1: np.ndarray, method: str, e_alpha: float) -> np.ndarray:
