@@ -32,7 +32,8 @@ from .inference import (
     prediction_intervals,
 )
 from .panel import Panel
-from .results import FitOptions, Summary, SynthResult, SynthResults
+from .options import FitOptions, SearchOptions
+from .results import Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
 from .study import StudyConfig, StudyResult, load_config, run_study
@@ -52,6 +53,7 @@ __all__ = [
     "cross_validate_predictor_weights",
     "Panel",
     "FitOptions",
+    "SearchOptions",
     "Summary",
     "SynthResult",
     "SynthResults",

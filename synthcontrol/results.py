@@ -14,58 +14,15 @@ import numpy as np
 import pandas as pd
 
 from ._arrays import frozen, rmspe
-from .certify import DEFAULT_TIME_LIMIT, Certificate
+from .certify import Certificate
 from .certify import STATUSES as CERTIFICATE_STATUSES
+from .options import FitOptions
+from .registry import get_estimator
 from .spec import Design
 from .weights import NestedSolution
 
+# FitOptions lives in synthcontrol.options; it is importable from here as it always was.
 __all__ = ["FitOptions", "Summary", "SynthResult", "SynthResults", "certificate_counts"]
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """How predictor weights are chosen; reused unchanged by every placebo refit.
-
-    Attributes
-    ----------
-    seed : int
-        Seed of the random starts of the predictor-weight search.
-    n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
-        See :func:`synthcontrol.weights.choose_predictor_weights`.
-    estimator : str
-        Name of a registered estimator (see :func:`synthcontrol.estimators.fit_design`).
-    estimator_options : tuple of (name, value) pairs
-        The estimator's own settings, frozen so options stay hashable and immutable.
-    certify : bool
-        Certify each nested choice of predictor weights after the search
-        (:func:`synthcontrol.certify.certify_nested`); every refit certifies too.
-    certify_time_limit : float or None
-        Seconds (solver CPU time) allowed to each certification (None: no limit).
-    """
-
-    seed: int = 0
-    n_random_starts: int = 2000
-    n_local: int = 6
-    n_polish: int = 3
-    max_iterations: int = 200
-    min_predictor_weight: float = 1e-8
-    global_search: bool = False
-    estimator: str = "classic"
-    estimator_options: tuple = ()
-    certify: bool = False
-    certify_time_limit: float | None = DEFAULT_TIME_LIMIT
-
-    def search_options(self) -> dict:
-        """Keyword arguments of :func:`~synthcontrol.weights.choose_predictor_weights`."""
-        return {
-            "seed": self.seed,
-            "n_random_starts": self.n_random_starts,
-            "n_local": self.n_local,
-            "n_polish": self.n_polish,
-            "max_iterations": self.max_iterations,
-            "min_predictor_weight": self.min_predictor_weight,
-            "global_search": self.global_search,
-        }
 
 
 class Summary:
@@ -178,6 +135,13 @@ class SynthResult:
     def extras(self) -> dict:
         """Estimator-specific outputs as a new dict (see ``details``)."""
         return dict(self.details)
+
+    @property
+    def uses_predictor_weights(self) -> bool:
+        """Whether the estimator chose (or was given) predictor weights. Estimators
+        that match on outcomes only (``"sdid"``, ``"demeaned"``, ...) have none: their
+        :attr:`predictor_weights` are NaN and placebos cannot reuse them."""
+        return get_estimator(self.estimator).uses_predictor_weights
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -351,7 +315,7 @@ class SynthResult:
         )
 
     def _predictor_weights_note(self) -> str:
-        if self.extras.get("predictors_used", True) is False:
+        if not self.uses_predictor_weights:
             return "This estimator matches on pre-period outcomes; the predictors play no part."
         source = "given by the user." if self.predictor_weights_given else "chosen by the nested optimisation."
         certified = " The loss equals its lower bound: a certified global optimum."

@@ -25,12 +25,13 @@ import pandas as pd
 
 from ._validation import check_bool, check_directory, check_int, check_mapping, check_n_jobs
 from .errors import ArgumentError, PanelError, SpecError
-from .estimators import ESTIMATORS, check_fit_options, fit_design, prepare_designs
+from .estimators import check_fit_options, fit_design, prepare_designs
 from .inference import placebo_test
 from .inference.runner import run_tasks
 from .periods import coerce_period, parse_period_column, sorted_periods
-from .results import FitOptions, Summary, SynthResult, certificate_counts, certificate_counts_note
-from .certify import require_solver
+from .options import FitOptions
+from .registry import ESTIMATORS
+from .results import Summary, SynthResult, certificate_counts, certificate_counts_note
 from .spec import Design, Predictor, Spec, at, mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -210,7 +211,7 @@ class SpecCurveResult:
                 "pre_rmspe": [r.pre_rmspe for r in self.results],
                 "post_rmspe": [r.post_rmspe for r in self.results],
                 "n_donors": [len(r.donors) for r in self.results],
-                "predictors_used": [bool(r.extras.get("predictors_used", True)) for r in self.results],
+                "predictors_used": [r.uses_predictor_weights for r in self.results],
             }
         )
         frame = frame.sort_values(["effect", "spec", "estimator"], kind="stable").reset_index(drop=True)
@@ -287,7 +288,7 @@ def specification_curve(
     *,
     estimators: Sequence[str] = ("classic",),
     estimator_options: Mapping[str, Mapping[str, object]] | None = None,
-    options: FitOptions = FitOptions(),
+    options: FitOptions | None = None,
     placebo: bool = True,
     n_jobs: int | None = 1,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -308,7 +309,7 @@ def specification_curve(
         Options per estimator name, e.g. ``{"penalized": {"lambda_": 0.1}}``.
     options : FitOptions, optional
         Search settings of the predictor weights (seed, starts, ...); its
-        estimator fields are replaced by each estimator's.
+        estimator fields are replaced by each estimator's. Default ``FitOptions()``.
     placebo : bool, default True
         Run each fit's in-space placebo test.
     n_jobs : int or None, default 1
@@ -349,10 +350,10 @@ def specification_curve(
     """
     labelled = _labelled(specs)
     own_options = check_mapping(estimator_options, "estimator_options")
-    options = check_fit_options(options)
+    options = FitOptions() if options is None else check_fit_options(options)
     certify = options.certify if certify is None else check_bool(certify, "certify")
     if certify and not options.certify:
-        check_fit_options(replace(options, certify=True))  # the floor and the solver
+        replace(options, certify=True)  # checks the floor and the solver now
     estimators = _check_estimators(estimators, own_options)
     n_jobs = check_n_jobs(n_jobs)
     placebo = check_bool(placebo, "placebo")
@@ -363,7 +364,7 @@ def specification_curve(
             f"{label} / {name}",
             design,
             replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items())),
-                    certify=bool(certify) and name == "classic"),
+                    certify=bool(certify) and ESTIMATORS[name].certifiable),
         )
         for label, design in designs.items()
         for name in estimators

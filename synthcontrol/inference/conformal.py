@@ -27,12 +27,14 @@ through :func:`~synthcontrol.estimators.fit_design` with the result's own option
   in 2 of 8 no-effect panels). Such results get an
   :class:`~synthcontrol.errors.InferenceWarning`; the p-values are then valid only
   approximately (when the estimator predicts the counterfactual consistently).
-* Tuning parameters chosen from the data stay at the original fit's choice
-  (:data:`HELD_FIXED`: ``augmented`` and ``penalized`` ``lambda``, ``robust``
-  ``sv_count``), as augsynth holds its cross-validated ``lambda`` in its refits.
-* ``sdid`` is refused: its time weights target the post-period, which a null refit
-  moves into the pre-period, so the estimator is undefined there; use
-  :func:`~synthcontrol.inference.placebo_test` or its ``extras["se"]``.
+* Tuning parameters chosen from the data stay at the original fit's choice (each
+  estimator declares them in :mod:`synthcontrol.registry`: ``augmented`` and
+  ``penalized`` ``lambda``, ``robust`` ``sv_count``), as augsynth holds its
+  cross-validated ``lambda`` in its refits.
+* Estimators whose weights depend on the post-period are refused (``sdid``: its time
+  weights target the post-period, which a null refit moves into the pre-period, so
+  the estimator is undefined there); use :func:`~synthcontrol.inference.placebo_test`
+  or ``extras["se"]``.
 
 A test inversion refits the estimator dozens of times per post period. A full
 predictor-weight search costs tenths of a second on California, so by default the
@@ -79,20 +81,6 @@ from .runner import RunLog, run_tasks
 
 __all__ = ["conformal", "ConformalResult", "conformal_p_value", "block_p_value", "null_design", "refit_options"]
 
-#: Estimators conformal inference cannot refit under the null, with the reason.
-REFUSED = {
-    "sdid": "its time weights target the post-period, which a conformal refit moves into the "
-    "pre-period, so the estimator is undefined under the null; use placebo_test (or "
-    "result.extras['se']) instead",
-}
-#: Tuning parameters an estimator chooses from the data, held at the original fit's
-#: choice in every null refit, as augsynth holds its cross-validated ``lambda``
-#: (``extra_args$lambda``): estimator -> {option: extras key, or None to unset it}.
-HELD_FIXED = {
-    "augmented": {"lambda_": "lambda_"},
-    "penalized": {"lambda_": "lambda_"},
-    "robust": {"sv_count": "sv_count", "threshold": None},
-}
 _MAX_DOUBLINGS = 12  # outward search: up to 4096 times the grid's half-width
 _REFINE = 1e-3  # bisection stops when a bound is known to this share of the grid's width
 
@@ -425,7 +413,7 @@ def conformal(
             InferenceWarning,
             stacklevel=2,
         )
-    if design.spec.predictors and result.extras.get("predictors_used", True):
+    if design.spec.predictors and result.uses_predictor_weights:
         warnings.warn(
             f"conformal inference for {result.treated!r}: the {result.estimator!r} fit matches on "
             "predictors measured in particular pre-periods, so the null refits do not treat the "
@@ -471,7 +459,7 @@ def conformal(
 def refit_options(result: SynthResult, full_search: bool = False) -> FitOptions:
     """The options of the null refits: the result's own, with its data-chosen tuning
     parameters held fixed and, unless ``full_search``, a local predictor-weight search."""
-    held = HELD_FIXED.get(result.estimator, {})
+    held = result.options.entry.chosen_from_data
     extras = result.extras
     fixed = {option: None if key is None else extras[key] for option, key in held.items()}
     merged = dict(result.options.estimator_options) | fixed
@@ -496,8 +484,12 @@ def _check_arguments(
 ) -> tuple:
     """The checked ``(alpha, n_grid, n_jobs, checkpoint_dir, progress)``."""
     check_bool(full_search, "full_search")
-    if result.estimator in REFUSED:
-        raise SpecError(f"conformal cannot refit estimator {result.estimator!r}: {REFUSED[result.estimator]}")
+    if result.options.entry.needs_post_period:
+        raise SpecError(
+            f"conformal cannot refit estimator {result.estimator!r}: its weights depend on the post-period "
+            "(sdid's time weights target it), which a conformal refit moves into the pre-period, so the "
+            "estimator is undefined under the null; use placebo_test (or result.extras['se']) instead"
+        )
     alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     n_grid = check_int(n_grid, "n_grid", minimum=3) if grid is None else n_grid
     return (alpha, n_grid, check_n_jobs(n_jobs), check_directory(checkpoint_dir, "checkpoint_dir"),

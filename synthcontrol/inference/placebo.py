@@ -479,6 +479,11 @@ def _warn_flagged_placebos(inference: PlaceboResult, result: SynthResult, flags:
 
 def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_treated: bool) -> list[Refit]:
     """One refit per donor of ``result``, that donor treated (see :func:`placebo_test`)."""
+    if reuse_predictor_weights and not result.uses_predictor_weights:
+        raise SpecError(
+            f"reuse_predictor_weights=True: estimator {result.estimator!r} matches on pre-period outcomes "
+            "and has no predictor weights to reuse; drop reuse_predictor_weights"
+        )
     fixed = reuse_predictor_weights or result.predictor_weights_given
     v = tuple(result.solution.predictor_weights.tolist())
     return [

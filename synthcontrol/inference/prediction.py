@@ -57,6 +57,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 from ..errors import SolverError, SpecError
+from ..registry import ESTIMATORS
 from ..results import Summary, SynthResult
 from ..weights.solvers import LocalisedSimplex
 from ._common import check_result, frozen
@@ -65,7 +66,6 @@ __all__ = ["prediction_intervals", "PredictionIntervalResult", "E_METHODS"]
 
 #: Out-of-sample methods of :func:`prediction_intervals`.
 E_METHODS = ("gaussian", "ls", "qreg")
-_SIMPLEX_ESTIMATORS = ("classic", "penalized")
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,10 +230,11 @@ def prediction_intervals(
 
 
 def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho_max, seed) -> tuple:
-    if result.estimator not in _SIMPLEX_ESTIMATORS or result.intercept:
+    if not result.options.entry.simplex_weights or result.intercept:
+        simplex = sorted(name for name, entry in ESTIMATORS.items() if entry.simplex_weights)
         raise SpecError(
-            f"prediction_intervals needs simplex weights without intercept (estimators "
-            f"{_SIMPLEX_ESTIMATORS}); the result is from estimator {result.estimator!r}"
+            f"prediction_intervals needs simplex weights without intercept (estimators {simplex}); "
+            f"the result is from estimator {result.estimator!r}"
         )
     number = (int, float, np.integer, np.floating)
     checks = {

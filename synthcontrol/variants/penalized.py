@@ -31,12 +31,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..estimators import Estimate, FitRequest, nested_search
+from ..registry import Setting, register_estimator
 from ..spec import Design
-from ..weights import discrepancy, nested_fit, outcome_loss, simplex_qp
+from ..weights import discrepancy, outcome_loss, simplex_qp
 from ..weights.solvers import simplex_qp_cvxpy
-from ._common import Option, is_nonnegative_number, read_options
+from ._common import is_nonnegative_number
 
 __all__ = [
     "DEFAULT_LAMBDAS",
@@ -143,22 +143,17 @@ def _is_grid(value: object) -> bool:
     )
 
 
-_OPTIONS = {
-    "lambda_": Option(
+_SETTINGS = {
+    "lambda_": Setting(
         None, lambda v: v is None or is_nonnegative_number(v), "None (leave-one-out choice) or a number >= 0"
     ),
-    "lambdas": Option(DEFAULT_LAMBDAS, _is_grid, "a non-empty tuple of numbers >= 0 (the leave-one-out grid)"),
+    "lambdas": Setting(DEFAULT_LAMBDAS, _is_grid, "a non-empty tuple of numbers >= 0 (the leave-one-out grid)"),
 }
 
 
-@register_estimator("penalized")
-def fit_penalized(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("penalized", settings=_SETTINGS, uses_predictor_weights=True, simplex_weights=True,
+                    chosen_from_data={"lambda_": "lambda_"})
+def fit_penalized(design: Design, request: FitRequest) -> Estimate:
     """Penalised synthetic control of ``design``.
 
     Options (``estimator_options``): ``lambda_`` fixes the penalty (default: chosen
@@ -177,11 +172,10 @@ def fit_penalized(
     >>> res.extras["lambda_"], round(float(res.weights.sum()), 10), bool((res.weights >= 0).all())
     (0.1, 1.0, True)
     """
-    settings = read_options("penalized", options, _OPTIONS)
-    X, scale = design.scaled_predictors()
+    settings = request.settings
+    classic = nested_search(design, request)
+    X, _ = design.scaled_predictors()
     Z = design.outcome[design.fit_mask]
-    search = options.search_options() | {"extra_starts": tuple(extra_starts)}
-    classic = nested_fit(X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search)
     v = classic.predictor_weights
     if settings["lambda_"] is None:
         lambdas = tuple(float(x) for x in settings["lambdas"])
@@ -207,12 +201,4 @@ def fit_penalized(
         ("penalty", float(d @ w)),
         ("classic_weights", tuple(classic.weights.tolist())),
     )
-    return SynthResult(
-        design=design,
-        solution=solution,
-        scale=scale,
-        options=options,
-        predictor_weights_given=predictor_weights is not None,
-        estimator="penalized",
-        details=details,
-    )
+    return Estimate(solution, details=details)
