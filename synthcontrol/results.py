@@ -13,6 +13,7 @@ from typing import Hashable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import plots
 from ._arrays import frozen, rmspe
 from .certify import Certificate
 from .certify import STATUSES as CERTIFICATE_STATUSES
@@ -324,21 +325,15 @@ class SynthResult:
     # -- plots -------------------------------------------------------------------
     def plot_path(self, ax=None):
         """Treated and synthetic outcome over time; returns the Axes."""
-        from .plots import plot_path
-
-        return plot_path(self, ax=ax)
+        return plots.plot_path(self, ax=ax)
 
     def plot_gap(self, ax=None):
         """Gap between treated and synthetic over time; returns the Axes."""
-        from .plots import plot_gap
-
-        return plot_gap(self, ax=ax)
+        return plots.plot_gap(self, ax=ax)
 
     def plot_weights(self, ax=None):
         """Donor weights as a bar chart; returns the Axes."""
-        from .plots import plot_weights
-
-        return plot_weights(self, ax=ax)
+        return plots.plot_weights(self, ax=ax)
 
 
 def _certificate_record(certificate: Certificate | None) -> dict:

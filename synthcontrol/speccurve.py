@@ -30,6 +30,7 @@ from .inference import placebo_test
 from .inference.runner import run_tasks
 from .periods import coerce_period, parse_period_column, sorted_periods
 from .options import FitOptions
+from .plots import new_axes
 from .registry import ESTIMATORS
 from .results import Summary, SynthResult, certificate_counts, certificate_counts_note
 from .spec import Design, Predictor, Spec, at, mean
@@ -256,8 +257,6 @@ class SpecCurveResult:
     def plot(self, ax: "Axes | None" = None, alpha: float = 0.1) -> "Axes":
         """Estimates sorted (filled marker: placebo ``p <= alpha``), pre-period RMSPE
         in a panel below; returns the Axes of the estimates."""
-        from .plots import new_axes
-
         ax = new_axes(ax, figsize=(8.0, 5.0))
         table = self.table
         x = np.arange(1, len(table) + 1)

@@ -77,6 +77,7 @@ from ..results import FitOptions, Summary, SynthResult
 from ..spec import Design, _is_constant
 from ..weights import simplex_least_squares
 from ._common import check_result, design_parts, frozen, open_checkpoint
+from .plots import plot_conformal
 from .runner import RunLog, run_tasks
 
 __all__ = ["conformal", "ConformalResult", "conformal_p_value", "block_p_value", "null_design", "refit_options"]
@@ -192,8 +193,6 @@ class ConformalResult:
 
     def plot(self, ax=None):
         """Estimates with their confidence bands; returns the Axes."""
-        from .plots import plot_conformal
-
         return plot_conformal(self, ax=ax)
 
 

@@ -37,6 +37,7 @@ from ..periods import coerce_period
 from ..results import Summary, SynthResult
 from ..spec import Design, Predictor, shift_spec
 from ._common import Refit, check_result, frozen, open_checkpoint, over_pre_rmspe, refit, rmspe, round_off_floor
+from .plots import plot_in_time
 from .runner import RunLog, run_tasks
 
 __all__ = ["in_time_placebo", "InTimePlaceboResult", "shift_spec"]
@@ -137,8 +138,6 @@ class InTimePlaceboResult:
 
     def plot(self, ax=None):
         """Gap paths of the fake starts; returns the Axes."""
-        from .plots import plot_in_time
-
         return plot_in_time(self, ax=ax)
 
 

@@ -14,6 +14,7 @@ from .._validation import check_directory, check_n_jobs, check_number, check_pro
 from ..errors import ArgumentError
 from ..results import Summary, SynthResult
 from ._common import Refit, check_result, frozen, open_checkpoint, refit, rmspe
+from .plots import plot_leave_one_out
 from .runner import RunLog, run_tasks
 
 __all__ = ["leave_one_out", "LeaveOneOutResult"]
@@ -116,8 +117,6 @@ class LeaveOneOutResult:
 
     def plot(self, ax=None):
         """Original and leave-one-out synthetic paths; returns the Axes."""
-        from .plots import plot_leave_one_out
-
         return plot_leave_one_out(self, ax=ax)
 
 

@@ -31,6 +31,7 @@ from ._common import (
     rmspe,
     round_off_floor,
 )
+from .plots import plot_placebo_gaps, plot_ratios
 from .runner import RunLog, run_tasks
 
 __all__ = ["placebo_test", "placebo_tests", "PlaceboResult", "ADH_CUTOFFS"]
@@ -212,14 +213,10 @@ class PlaceboResult:
 
     def plot_gaps(self, ax=None, cutoff: float | None = None):
         """Placebo gaps with the treated unit highlighted; returns the Axes."""
-        from .plots import plot_placebo_gaps
-
         return plot_placebo_gaps(self, ax=ax, cutoff=cutoff)
 
     def plot_ratios(self, ax=None):
         """Post/pre RMSPE ratios, ranked; returns the Axes."""
-        from .plots import plot_ratios
-
         return plot_ratios(self, ax=ax)
 
 
