@@ -18,15 +18,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._validation import check_bool, check_directory, check_int, check_mapping, check_n_jobs
+from ._validation import check_bool, check_int, check_mapping
 from .errors import ArgumentError, PanelError, SpecError
 from .estimators import check_fit_options, fit_design, prepare_designs
 from .inference import placebo_test
+from .inference._common import Execution
 from .inference.runner import run_tasks
 from .periods import coerce_period, parse_period_column, sorted_periods
 from .options import FitOptions
@@ -291,6 +292,7 @@ def specification_curve(
     placebo: bool = True,
     n_jobs: int | None = 1,
     checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
     certify: bool | None = None,
 ) -> SpecCurveResult:
     """Fit every specification with every estimator, with placebo tests.
@@ -319,6 +321,9 @@ def specification_curve(
         per fit, see :func:`~synthcontrol.placebo_test`): an interrupted sweep run
         again with the same directory refits only the specifications' own fits, which
         are cheap, and the placebos that were not finished.
+    progress : bool or callable, optional
+        As in :func:`~synthcontrol.placebo_test`, for the fits and for each
+        placebo test.
     certify : bool, optional
         Certify the predictor weights of every classic fit and placebo refit (see
         ``sc.fit(..., certify=True)``); default: ``options.certify``. Other
@@ -335,7 +340,7 @@ def specification_curve(
         A spec with several treated units, an unknown estimator, or options for an
         estimator not in ``estimators``.
     ArgumentError
-        ``options``, ``n_jobs``, ``placebo`` or ``checkpoint_dir`` malformed.
+        ``options``, ``n_jobs``, ``placebo``, ``checkpoint_dir`` or ``progress`` malformed.
 
     Examples
     --------
@@ -354,9 +359,8 @@ def specification_curve(
     if certify and not options.certify:
         replace(options, certify=True)  # checks the floor and the solver now
     estimators = _check_estimators(estimators, own_options)
-    n_jobs = check_n_jobs(n_jobs)
+    execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     placebo = check_bool(placebo, "placebo")
-    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     designs = {label: _single_design(data, label, spec) for label, spec in labelled.items()}
     jobs = [
         _FitJob(
@@ -368,9 +372,11 @@ def specification_curve(
         for label, design in designs.items()
         for name in estimators
     ]
-    results, _ = run_tasks(_fit, jobs, n_jobs=n_jobs, description="specification curve")
+    results, _ = run_tasks(_fit, jobs, n_jobs=execution.n_jobs, progress=execution.progress,
+                           description="specification curve")
     placebos = tuple(
-        placebo_test(r, n_jobs=n_jobs, checkpoint_dir=_sub_directory(checkpoint_dir, i)) if placebo else None
+        placebo_test(r, n_jobs=execution.n_jobs, checkpoint_dir=_sub_directory(execution.checkpoint_dir, i),
+                     progress=execution.progress) if placebo else None
         for i, r in enumerate(results)
     )
     return SpecCurveResult(
