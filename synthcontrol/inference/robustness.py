@@ -148,11 +148,12 @@ def leave_one_out(
 
     Examples
     --------
+    Leave out each donor of a California fit on its outcome lags:
+
     >>> import synthcontrol as sc
-    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
-    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)],
-    ...                donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"])
-    >>> res = sc.fit(sc.datasets.load_smoking(), spec)
+    >>> smoking = sc.datasets.load_smoking()
+    >>> res = sc.fit(smoking, sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...                               donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"]))
     >>> loo = sc.leave_one_out(res)
     >>> list(loo.table.index[1:]) == list(res.weights[res.weights > 1e-6].sort_values(ascending=False).index)
     True
