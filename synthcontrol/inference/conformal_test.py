@@ -18,7 +18,7 @@ import numpy as np
 
 from ..estimators import fit_design
 from ..options import FitOptions
-from ..spec import Design, _is_constant
+from ..spec import Design, is_constant
 from ..weights import simplex_least_squares
 
 __all__ = ["block_p_value", "conformal_p_value", "null_design", "NullFits", "null_task"]
@@ -93,7 +93,7 @@ def null_design(design: Design, rows: Sequence[int], n_tested: int, theta: float
     )
     if design.spec.predictors:
         return null
-    varying = [i for i in range(rows.size) if not _is_constant(outcome[i])]
+    varying = [i for i in range(rows.size) if not is_constant(outcome[i])]
     labels = tuple(f"{design.spec.outcome}({periods[i]})" for i in varying)
     return replace(null, predictor_labels=labels, predictors=outcome[varying])
 
