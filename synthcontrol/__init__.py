@@ -14,7 +14,7 @@ True
 from . import datasets, variants  # variants: registers the non-classic estimators
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is public)
 from .errors import SynthControlError
-from .audit import Relation, accounting_identity, audit, implied_deflator, ratio
+from .data_audit import Relation, accounting_identity, audit, implied_deflator, ratio
 from .estimators import cross_validate_predictor_weights, fit
 from .inference import (
     ConformalResult,

@@ -15,8 +15,8 @@ from typing import Hashable, Mapping
 import numpy as np
 import pandas as pd
 
-from .audit import audit as run_audit
-from .audit import check_flags, flagged_cells
+from .data_audit import audit as run_audit
+from .data_audit import check_flags, flagged_cells
 from .errors import AuditWarning
 from .spec import Design, Spec
 
