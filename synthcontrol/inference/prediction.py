@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from .._validation import check_choice, check_int, check_number, check_seed
 from ..errors import SolverError, SpecError
 from ..registry import ESTIMATORS
 from ..results import Summary, SynthResult
@@ -236,22 +237,15 @@ def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho
             f"prediction_intervals needs simplex weights without intercept (estimators {simplex}); "
             f"the result is from estimator {result.estimator!r}"
         )
-    number = (int, float, np.integer, np.floating)
-    checks = {
-        "u_alpha": (u_alpha, isinstance(u_alpha, number) and 0 < u_alpha < 1, "a number in (0, 1)"),
-        "e_alpha": (e_alpha, isinstance(e_alpha, number) and 0 < e_alpha < 1, "a number in (0, 1)"),
-        "e_method": (e_method, e_method in (*E_METHODS, "all"), f"one of {(*E_METHODS, 'all')}"),
-        "sims": (sims, isinstance(sims, (int, np.integer)) and not isinstance(sims, bool) and sims >= 2,
-                 "an integer >= 2"),
-        "u_sigma": (u_sigma, u_sigma in ("HC0", "HC1", "HC2", "HC3"), "'HC0', 'HC1', 'HC2' or 'HC3'"),
-        "rho": (rho, rho is None or (isinstance(rho, number) and rho >= 0), "None or a number >= 0"),
-        "rho_max": (rho_max, isinstance(rho_max, number) and rho_max > 0, "a number > 0"),
-        "seed": (seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0,
-                 "an integer >= 0"),
-    }
-    for name, (value, ok, allowed) in checks.items():
-        if not ok or isinstance(value, bool):
-            raise SpecError(f"{name}={value!r} is not valid; use {allowed}")
+    check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    check_choice(e_method, "e_method", (*E_METHODS, "all"))
+    check_int(sims, "sims", minimum=2)
+    check_choice(u_sigma, "u_sigma", ("HC0", "HC1", "HC2", "HC3"))
+    if rho is not None:
+        check_number(rho, "rho", low=0.0)
+    check_number(rho_max, "rho_max", low=0.0, low_open=True)
+    check_seed(seed)
     if result.design.pre_mask.sum() < 3:
         raise SpecError("prediction_intervals needs at least three pre-treatment periods in the fit window")
     return E_METHODS if e_method == "all" else (e_method,)
