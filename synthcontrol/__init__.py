@@ -16,21 +16,8 @@ from .errors import *  # noqa: F401,F403  (the exception hierarchy is public)
 from .errors import SynthControlError
 from .data_audit import Relation, accounting_identity, audit, implied_deflator, ratio
 from .estimators import cross_validate_predictor_weights, fit
-from .inference import (
-    ConformalResult,
-    InTimePlaceboResult,
-    LeaveOneOutResult,
-    PlaceboResult,
-    PooledResult,
-    PredictionIntervalResult,
-    conformal,
-    in_time_placebo,
-    leave_one_out,
-    placebo_test,
-    placebo_tests,
-    pooled_test,
-    prediction_intervals,
-)
+from . import inference
+from .inference import *  # noqa: F401,F403  (every inference routine and result is public)
 from .panel import Panel
 from .options import FitOptions, SearchOptions
 from .results import Summary, SynthResult, SynthResults
@@ -68,22 +55,10 @@ __all__ = [
     "specification_curve",
     "standard_specs",
     "SpecCurveResult",
-    "placebo_test",
-    "placebo_tests",
-    "in_time_placebo",
-    "leave_one_out",
-    "pooled_test",
-    "conformal",
-    "prediction_intervals",
-    "PredictionIntervalResult",
-    "PlaceboResult",
-    "InTimePlaceboResult",
-    "LeaveOneOutResult",
-    "PooledResult",
-    "ConformalResult",
     "load_config",
     "run_study",
     "write_report",
     "StudyConfig",
     "StudyResult",
+    *inference.__all__,
 ]
