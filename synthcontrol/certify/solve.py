@@ -33,10 +33,9 @@ def certify_nested(
 
     Parameters
     ----------
-    x1, X0 : ndarray
-        Treated and donor predictors, shapes (K,) and (K, J), already scaled.
-    z1, Z0 : ndarray
-        Treated and donor outcomes over the fit window, shapes (T0,) and (T0, J).
+    x1, X0, z1, Z0 : ndarray
+        The nested problem, as :func:`~synthcontrol.weights.choose_predictor_weights`
+        takes it (scaled predictors, fit-window outcomes).
     predictor_weights, weights : ndarray
         The search's ``v`` and ``W(v)``: the solver's first incumbent, whose loss is
         the cutoff.

@@ -69,10 +69,8 @@ def ridge_correction(z1: np.ndarray, Z0: np.ndarray, w: np.ndarray, lambda_: flo
 
     Parameters
     ----------
-    z1 : ndarray, shape (T0,)
-        Treated outcome over the pre-period.
-    Z0 : ndarray, shape (T0, J)
-        Donor outcomes over the pre-period.
+    z1, Z0 : ndarray, shapes (T0,) and (T0, J)
+        Treated and donor outcomes over the pre-period.
     w : ndarray, shape (J,)
         Synthetic control weights (summing to one).
     lambda_ : float
@@ -115,10 +113,8 @@ def choose_ridge_lambda(
 
     Parameters
     ----------
-    z1 : ndarray, shape (T0,)
-        Treated outcome over the pre-period.
-    Z0 : ndarray, shape (T0, J)
-        Donor outcomes over the pre-period.
+    z1, Z0 : ndarray
+        As in :func:`ridge_correction`.
     holdout : int, default 1
         Length of each held-out block (augsynth's ``holdout_length``).
     min_1se : bool, default True
