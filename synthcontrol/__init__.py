@@ -14,25 +14,13 @@ True
 from . import datasets, variants  # variants: registers the non-classic estimators
 from .errors import *  # noqa: F401,F403  (the exception hierarchy is public)
 from .errors import SynthControlError
-from .audit import Relation, accounting_identity, audit, implied_deflator, ratio
+from .data_audit import Relation, accounting_identity, audit, implied_deflator, ratio
 from .estimators import cross_validate_predictor_weights, fit
-from .inference import (
-    ConformalResult,
-    InTimePlaceboResult,
-    LeaveOneOutResult,
-    PlaceboResult,
-    PooledResult,
-    PredictionIntervalResult,
-    conformal,
-    in_time_placebo,
-    leave_one_out,
-    placebo_test,
-    placebo_tests,
-    pooled_test,
-    prediction_intervals,
-)
+from . import inference
+from .inference import *  # noqa: F401,F403  (every inference routine and result is public)
 from .panel import Panel
-from .results import FitOptions, Summary, SynthResult, SynthResults
+from .options import FitOptions, SearchOptions
+from .results import Summary, SynthResult, SynthResults
 from .spec import Predictor, Spec, at, mean
 from .speccurve import SpecCurveResult, specification_curve, standard_specs
 from .study import StudyConfig, StudyResult, load_config, run_study
@@ -52,6 +40,7 @@ __all__ = [
     "cross_validate_predictor_weights",
     "Panel",
     "FitOptions",
+    "SearchOptions",
     "Summary",
     "SynthResult",
     "SynthResults",
@@ -66,22 +55,10 @@ __all__ = [
     "specification_curve",
     "standard_specs",
     "SpecCurveResult",
-    "placebo_test",
-    "placebo_tests",
-    "in_time_placebo",
-    "leave_one_out",
-    "pooled_test",
-    "conformal",
-    "prediction_intervals",
-    "PredictionIntervalResult",
-    "PlaceboResult",
-    "InTimePlaceboResult",
-    "LeaveOneOutResult",
-    "PooledResult",
-    "ConformalResult",
     "load_config",
     "run_study",
     "write_report",
     "StudyConfig",
     "StudyResult",
+    *inference.__all__,
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "check_int",
     "check_number",
     "check_bool",
+    "check_choice",
     "check_seed",
     "check_n_jobs",
     "check_progress",
@@ -135,6 +136,21 @@ def check_bool(value: object, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise _fail(name, value, "True or False")
     return bool(value)
+
+
+def check_choice(value: object, name: str, allowed: tuple) -> object:
+    """``value`` if it is one of ``allowed``.
+
+    Examples
+    --------
+    >>> check_choice("HC3", "u_sigma", ("HC0", "HC1"))
+    Traceback (most recent call last):
+    ...
+    synthcontrol.errors.ArgumentError: u_sigma='HC3' is not valid: expected one of 'HC0', 'HC1'
+    """
+    if not isinstance(value, (str, int, float, bool, type(None))) or value not in allowed:
+        raise _fail(name, value, "one of " + ", ".join(map(repr, allowed)))
+    return value
 
 
 def check_seed(value: object, name: str = "seed") -> int:

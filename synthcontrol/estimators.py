@@ -3,26 +3,35 @@
 :func:`fit` validates once at the boundary (panel, spec, options), then hands a
 :class:`~synthcontrol.spec.Design` to :func:`fit_design`, the entry point every
 inference routine reuses to refit placebos without validating again.
+
+An estimator is a function ``fit(design, request) -> Estimate`` registered, with
+its declarations, in :mod:`synthcontrol.registry`. It receives a :class:`FitRequest`
+(the options, its settings with defaults filled in, given predictor weights and extra
+starts) and returns an :class:`Estimate` (the weights as a
+:class:`~synthcontrol.weights.NestedSolution`, an intercept, its own outputs and an
+optional certificate); :func:`fit_design` packs every estimate into the one result
+type, :class:`~synthcontrol.results.SynthResult`. Estimators that choose predictor
+weights run :func:`nested_search`.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import replace
-from typing import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .certify import DEFAULT_TIME_LIMIT, Certificate, certify_nested, require_solver
-from ._validation import check_bool, check_int, check_mapping, check_number, check_seed
-from .audit import audit as run_audit
-from .audit import check_flags, flagged_cells
-from .errors import ArgumentError, AuditWarning, SpecError
+from ._validation import check_seed
+from .audit_warnings import FLAGGED_WEIGHT, audit_flags, warn_flagged
+from .certify import Certificate, certify_nested
+from .errors import ArgumentError, SpecError
+from .options import FitOptions, SearchOptions
 from .panel import Panel
-from .results import FitOptions, SynthResult, SynthResults
+from .registry import ESTIMATORS, register_estimator
+from .results import SynthResult, SynthResults
 from .spec import Design, Predictor, Spec, prepare, require_treated_units
-from .weights import NestedSolution, nested_fit
+from .weights import NestedSolution, choose_predictor_weights, nested_fit
 
 __all__ = [
     "fit",
@@ -30,35 +39,30 @@ __all__ = [
     "prepare_designs",
     "check_fit_options",
     "cross_validate_predictor_weights",
+    "nested_search",
+    "FitRequest",
+    "Estimate",
     "register_estimator",
     "ESTIMATORS",
-    "audit_windows",
-    "warn_flagged",
-    "FLAGGED_WEIGHT",
 ]
-
-#: Donors with at least this weight are checked against audit flags (a smaller weight
-#: cannot move the synthetic control by much).
-FLAGGED_WEIGHT = 1e-3
-
 
 def fit(
     data: pd.DataFrame,
     spec: Spec,
     *,
     predictor_weights: Sequence[float] | pd.Series | None = None,
-    seed: int = 0,
-    n_random_starts: int = 2000,
-    n_local: int = 6,
-    n_polish: int = 3,
-    max_iterations: int = 200,
-    min_predictor_weight: float = 1e-8,
-    global_search: bool = False,
+    seed: int = SearchOptions.seed,
+    n_random_starts: int = SearchOptions.n_random_starts,
+    n_local: int = SearchOptions.n_local,
+    n_polish: int = SearchOptions.n_polish,
+    max_iterations: int = SearchOptions.max_iterations,
+    min_predictor_weight: float = SearchOptions.min_predictor_weight,
+    global_search: bool = SearchOptions.global_search,
     estimator: str = "classic",
     estimator_options: Mapping[str, object] | None = None,
     audit: pd.DataFrame | bool | None = None,
-    certify: bool = False,
-    certify_time_limit: float | None = DEFAULT_TIME_LIMIT,
+    certify: bool = SearchOptions.certify,
+    certify_time_limit: float | None = SearchOptions.certify_time_limit,
 ) -> SynthResult | SynthResults:
     """Fit the synthetic control of ``spec`` (Abadie, Diamond and Hainmueller).
 
@@ -76,7 +80,8 @@ def fit(
         Seed of the random starts (a non-negative integer); the same seed gives the
         same result.
     n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
-        Search settings, see :func:`synthcontrol.weights.choose_predictor_weights`:
+        Search settings, checked by :class:`~synthcontrol.options.SearchOptions`
+        (see :func:`synthcontrol.weights.choose_predictor_weights` for what they do):
         integers ``n_random_starts >= 0``, ``n_local >= 1``, ``n_polish >= 0``,
         ``max_iterations >= 1``; ``0 <= min_predictor_weight < 1``; a boolean.
     estimator : str, default "classic"
@@ -110,7 +115,11 @@ def fit(
 
     Returns
     -------
-    SynthResult, or SynthResults for several treated units.
+    SynthResult or SynthResults
+        The type follows the type of ``spec.treated``, never the data: one label
+        gives a :class:`~synthcontrol.results.SynthResult`; a list or tuple of
+        labels (even of one) gives a :class:`~synthcontrol.results.SynthResults`,
+        a read-only mapping from treated unit to its result.
 
     Raises
     ------
@@ -132,16 +141,16 @@ def fit(
     >>> res.average_effect < 0
     True
     """
-    options = check_fit_options(FitOptions(
+    options = FitOptions(
         seed=seed, n_random_starts=n_random_starts, n_local=n_local, n_polish=n_polish,
         max_iterations=max_iterations, min_predictor_weight=min_predictor_weight,
         global_search=global_search, estimator=estimator, estimator_options=estimator_options,
         certify=certify, certify_time_limit=certify_time_limit,
-    ))
+    )
     if options.certify and predictor_weights is not None:
         raise SpecError("certify=True certifies chosen predictor weights; drop predictor_weights or certify")
     designs = prepare_designs(data, spec)
-    flags = _audit_flags(audit, data, spec)
+    flags = audit_flags(audit, data, spec)
     results = {
         treated: fit_design(design, predictor_weights=_check_v(predictor_weights, design), options=options)
         for treated, design in designs.items()
@@ -150,9 +159,9 @@ def fit(
         for result in results.values():
             weights = {d: w for d, w in zip(result.donors, result.solution.weights) if w >= FLAGGED_WEIGHT}
             warn_flagged(flags, result.design, weights, stacklevel=2)
-    if len(spec.treated_units) == 1 and not isinstance(spec.treated, (list, tuple)):
-        return next(iter(results.values()))
-    return SynthResults(results)
+    if isinstance(spec.treated, (list, tuple)):
+        return SynthResults(results)
+    return next(iter(results.values()))
 
 
 def prepare_designs(data: pd.DataFrame | Panel, spec: Spec) -> dict[Hashable, Design]:
@@ -166,75 +175,120 @@ def prepare_designs(data: pd.DataFrame | Panel, spec: Spec) -> dict[Hashable, De
     return {t: prepare(panel, spec.for_treated(t)) for t in spec.treated_units}
 
 
-#: Registered estimators: name -> function(design, predictor_weights, options, extra_starts).
-ESTIMATORS: dict[str, Callable[..., SynthResult]] = {}
+@dataclass(frozen=True)
+class FitRequest:
+    """What an estimator is asked to fit, besides the design.
+
+    Attributes
+    ----------
+    options : FitOptions
+        The search settings (the estimator may run :func:`nested_search`) and the
+        estimator.
+    settings : dict
+        The estimator's settings, with the defaults it declares filled in.
+    predictor_weights : ndarray or None
+        Predictor weights fixed by the user (only for estimators that use them).
+    extra_starts : tuple of ndarray
+        Further starting predictor weights of the search.
+    """
+
+    options: FitOptions
+    settings: Mapping[str, Any]
+    predictor_weights: np.ndarray | None = None
+    extra_starts: tuple = ()
 
 
-def register_estimator(name: str) -> Callable[[Callable[..., SynthResult]], Callable[..., SynthResult]]:
-    """Register an estimator under ``name`` so that fit, placebos and every other
-    refit reach it through :func:`fit_design`, with no special cases."""
+@dataclass(frozen=True)
+class Estimate:
+    """What an estimator returns; :func:`fit_design` packs it into a SynthResult.
 
-    def decorate(function: Callable[..., SynthResult]) -> Callable[..., SynthResult]:
-        ESTIMATORS[name] = function
-        return function
+    Attributes
+    ----------
+    solution : NestedSolution
+        Donor (and predictor) weights, losses and how they were found.
+    intercept : float
+        Constant added to the synthetic outcome.
+    details : tuple of (name, value) pairs
+        The estimator's own outputs (``SynthResult.extras``).
+    certificate : Certificate or None
+    """
 
-    return decorate
+    solution: NestedSolution
+    intercept: float = 0.0
+    details: tuple = ()
+    certificate: Certificate | None = None
 
 
 def fit_design(
     design: Design,
     *,
     predictor_weights: np.ndarray | None = None,
-    options: FitOptions = FitOptions(),
+    options: FitOptions | None = None,
     extra_starts: Sequence[np.ndarray] = (),
 ) -> SynthResult:
-    """Fit a prepared design with the estimator ``options.estimator``.
+    """Fit a prepared design with the estimator of ``options`` (default: classic).
 
     The trusted inner entry point of every refit (placebos, leave-one-out, ...).
     ``extra_starts`` adds starting predictor weights to a search (a placebo may
     start from the treated unit's weights); they never replace the default starts.
+
+    Raises
+    ------
+    SpecError
+        Predictor weights given to an estimator that matches on outcomes only.
     """
-    estimator = ESTIMATORS[options.estimator]
-    return estimator(design, predictor_weights=predictor_weights, options=options, extra_starts=extra_starts)
-
-
-@register_estimator("classic")
-def _fit_classic(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray],
-) -> SynthResult:
-    """Abadie, Diamond and Hainmueller's synthetic control with nested ``v``."""
-    if options.estimator_options:
-        raise ArgumentError(
-            f"estimator_options {sorted(dict(options.estimator_options))} are not settings of estimator "
-            "'classic', which takes none: drop them, or choose an estimator that takes them "
-            f"(one of {sorted(set(ESTIMATORS) - {'classic'})})"
+    options = FitOptions() if options is None else check_fit_options(options)
+    entry = options.entry
+    if predictor_weights is not None and not entry.uses_predictor_weights:
+        raise SpecError(
+            f"estimator {entry.name!r} matches on pre-period outcomes and uses no predictor "
+            "weights; drop predictor_weights (and reuse_predictor_weights in inference), or use "
+            f"an estimator that uses them ({', '.join(sorted(n for n, e in ESTIMATORS.items() if e.uses_predictor_weights))})"
         )
-    X, scale = design.scaled_predictors()
-    Z = design.outcome[design.fit_mask]
-    search = options.search_options() | {"extra_starts": tuple(extra_starts)}
-    solution = nested_fit(
-        X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search
-    )
-    certificate = None
-    if options.certify and predictor_weights is None:
-        certificate = certify_nested(
-            X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:],
-            predictor_weights=solution.predictor_weights, weights=solution.weights,
-            min_ratio=options.min_predictor_weight, time_limit=options.certify_time_limit,
-        )
-        solution = _with_certified_weights(solution, certificate, X[:, 0], X[:, 1:])
+    request = FitRequest(options, entry.resolved(options.estimator_options), predictor_weights, tuple(extra_starts))
+    estimate = entry.fit(design, request)
     return SynthResult(
         design=design,
-        solution=solution,
-        scale=scale,
+        solution=estimate.solution,
+        scale=design.scaled_predictors()[1],
         options=options,
         predictor_weights_given=predictor_weights is not None,
-        certificate=certificate,
+        estimator=options.estimator,
+        intercept=float(estimate.intercept),
+        details=estimate.details,
+        certificate=estimate.certificate,
     )
+
+
+def nested_search(design: Design, request: FitRequest) -> NestedSolution:
+    """The nested fit of ``design``: donor weights for the given predictor weights, or
+    predictor weights chosen by the search with the request's settings (the one
+    place that hands :class:`~synthcontrol.options.SearchOptions` to the core)."""
+    X, _ = design.scaled_predictors()
+    Z = design.outcome[design.fit_mask]
+    x1, X0, z1, Z0 = X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:]
+    if request.predictor_weights is not None:
+        return nested_fit(x1, X0, z1, Z0, predictor_weights=request.predictor_weights)
+    return choose_predictor_weights(
+        x1, X0, z1, Z0, **request.options.search_options(), extra_starts=request.extra_starts
+    )
+
+
+@register_estimator("classic", uses_predictor_weights=True, certifiable=True, simplex_weights=True)
+def _fit_classic(design: Design, request: FitRequest) -> Estimate:
+    """Abadie, Diamond and Hainmueller's synthetic control with nested ``v``, certified
+    on request."""
+    solution = nested_search(design, request)
+    if not request.options.certify or request.predictor_weights is not None:
+        return Estimate(solution)
+    X, _ = design.scaled_predictors()
+    Z = design.outcome[design.fit_mask]
+    certificate = certify_nested(
+        X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:],
+        predictor_weights=solution.predictor_weights, weights=solution.weights,
+        min_ratio=request.options.min_predictor_weight, time_limit=request.options.certify_time_limit,
+    )
+    return Estimate(_with_certified_weights(solution, certificate, X[:, 0], X[:, 1:]), certificate=certificate)
 
 
 def _with_certified_weights(
@@ -296,66 +350,13 @@ def cross_validate_predictor_weights(
     )
 
 
-def check_fit_options(options: FitOptions) -> FitOptions:
-    """``options`` with every field checked and in canonical form (plain ``int``,
-    ``float`` and ``bool``), or an :class:`~synthcontrol.errors.ArgumentError`
-    naming the field; the one check of search options, for :func:`fit` and every
-    other entry point that takes them."""
+def check_fit_options(options: object) -> FitOptions:
+    """``options`` if it is a :class:`~synthcontrol.options.FitOptions` (checked when it
+    was built), else an :class:`~synthcontrol.errors.ArgumentError`: the check of an
+    ``options`` argument at every entry point that takes one."""
     if not isinstance(options, FitOptions):
         raise ArgumentError(f"options must be a synthcontrol.FitOptions, got {type(options).__name__}")
-    checked = replace(
-        options,
-        seed=check_seed(options.seed),
-        n_random_starts=check_int(options.n_random_starts, "n_random_starts", minimum=0),
-        n_local=check_int(options.n_local, "n_local", minimum=1),
-        n_polish=check_int(options.n_polish, "n_polish", minimum=0),
-        max_iterations=check_int(options.max_iterations, "max_iterations", minimum=1),
-        min_predictor_weight=check_number(options.min_predictor_weight, "min_predictor_weight",
-                                          low=0.0, high=1.0, high_open=True),
-        global_search=check_bool(options.global_search, "global_search"),
-        estimator=_check_estimator(options.estimator),
-        estimator_options=_frozen_options(options.estimator_options, "estimator_options"),
-        certify=check_bool(options.certify, "certify"),
-        certify_time_limit=_check_time_limit(options.certify_time_limit),
-    )
-    if checked.certify:
-        _check_certifiable(checked)
-    return checked
-
-
-def _frozen_options(options: Mapping[str, object] | tuple | None, name: str) -> tuple:
-    """Estimator settings as sorted (name, value) pairs (hashable, immutable)."""
-    if isinstance(options, tuple) and all(isinstance(o, tuple) and len(o) == 2 for o in options):
-        options = dict(options)  # already frozen, as FitOptions holds them
-    return tuple(sorted(check_mapping(options, name).items()))
-
-
-def _check_time_limit(time_limit: object) -> float | None:
-    if time_limit is None:
-        return None
-    return check_number(time_limit, "certify_time_limit", low=0.0, low_open=True)
-
-
-def _check_certifiable(options: FitOptions) -> None:
-    """Refuse ``certify=True`` where no certificate can exist, and check the solver
-    now, before any search, so that a missing package fails fast."""
-    if options.estimator != "classic":
-        raise SpecError(
-            f"certify=True certifies the classic estimator's nested choice of predictor weights; "
-            f"estimator={options.estimator!r} has none: drop certify or use estimator='classic'"
-        )
-    if options.min_predictor_weight <= 0:
-        raise SpecError(
-            "certify=True needs min_predictor_weight > 0: with a zero floor the nested optimum is "
-            "generally not attained (v = 0 makes every donor weighting optimal); use e.g. 1e-8"
-        )
-    require_solver()
-
-
-def _check_estimator(name: str) -> str:
-    if not isinstance(name, str) or name not in ESTIMATORS:
-        raise ArgumentError(f"estimator={name!r} is not known; choose one of {sorted(ESTIMATORS)}")
-    return name
+    return options
 
 
 def _check_v(weights: Sequence[float] | pd.Series | None, design: Design) -> np.ndarray | None:
@@ -387,84 +388,6 @@ def _check_v(weights: Sequence[float] | pd.Series | None, design: Design) -> np.
             f"predictor_weights must be finite, non-negative and not all zero; got {v.tolist()}"
         )
     return v / v.sum()
-
-
-def _audit_flags(audit: pd.DataFrame | bool | None, data: pd.DataFrame, spec: Spec) -> pd.DataFrame | None:
-    if audit is None or audit is False:
-        return None
-    if audit is True:
-        return run_audit(data, unit=spec.unit, time=spec.time, columns=spec.variables)
-    return check_flags(audit)
-
-
-def audit_windows(design: Design, *, post: bool = True) -> dict[str, list[tuple]]:
-    """Column -> the inclusive period ranges a fit of ``design`` relies on: the
-    outcome over the fit window (and the post-period if ``post``), each predictor
-    variable over its window (the default outcome lags lie in the fit window)."""
-    periods = np.array(design.periods, dtype=object)
-    fit, after = periods[design.fit_mask], periods[design.post_mask]
-    windows: dict[str, list[tuple]] = {design.spec.outcome: [(fit[0], fit[-1])]}
-    if post:
-        windows[design.spec.outcome].append((after[0], after[-1]))
-    for predictor in design.spec.predictors:
-        windows.setdefault(predictor.variable, []).append((predictor.start, predictor.end))
-    return windows
-
-
-def warn_flagged(
-    flags: pd.DataFrame,
-    design: Design,
-    units: Mapping[Hashable, float],
-    *,
-    what: str = "donor(s) with weight in the synthetic control",
-    label: str = "weight",
-    check_treated: bool = True,
-    stacklevel: int = 2,
-) -> pd.DataFrame:
-    """Warn (:class:`~synthcontrol.errors.AuditWarning`) when one of ``units`` (unit ->
-    its weight, or another number shown as ``label``), or the treated unit before
-    treatment, has a flagged cell where ``design`` relies on it; return those flags.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> import synthcontrol as sc
-    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
-    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)])
-    >>> df = sc.datasets.load_smoking()
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     res = sc.fit(df, spec, audit=True)
-    >>> "'Utah'" in str(caught[0].message)      # Utah's 1998 drop in cigarette sales
-    True
-    """
-    found = flagged_cells(flags, list(units), audit_windows(design))
-    treated = flagged_cells(flags, [design.treated], audit_windows(design, post=False)) if check_treated else found[:0]
-    parts = []
-    if len(found):
-        parts.append(f"{found.unit.nunique()} {what} of {design.treated!r} have flagged data where the fit relies "
-                     f"on it: {_describe(found, units, label)}")
-    if len(treated):
-        parts.append(f"the treated unit {design.treated!r} has flagged pre-treatment data: "
-                     f"{_describe(treated, {}, label)}")
-    if parts:
-        warnings.warn("; ".join(parts) + ". Inspect them (sc.audit), repair the data or exclude those units.",
-                      AuditWarning, stacklevel=stacklevel + 1)
-    return pd.concat([treated, found])
-
-
-def _describe(flags: pd.DataFrame, numbers: Mapping[Hashable, float], label: str, limit: int = 5) -> str:
-    """'unit (weight 0.41): column period kind, ...', largest numbers first."""
-    order = sorted(dict.fromkeys(flags.unit), key=lambda u: -numbers.get(u, 0.0))
-    texts = []
-    for unit in order[:limit]:
-        rows = flags[flags.unit == unit]
-        cells = ", ".join(f"{r.column} {r.period} {r.kind}" for r in rows.head(limit).itertuples())
-        more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
-        number = f" ({label} {numbers[unit]:.3g})" if unit in numbers else ""
-        texts.append(f"{unit!r}{number}: {cells}{more}")
-    more_units = f"; and {len(order) - limit} more unit(s)" if len(order) > limit else ""
-    return "; ".join(texts) + more_units
 
 
 def _as_floats(weights: object) -> np.ndarray:

@@ -201,15 +201,20 @@ def _to_number(value: object, integers: bool) -> int | float | None:
 def _to_timestamp(value: object, first: pd.Timestamp) -> pd.Timestamp | None:
     if isinstance(value, pd.Period) or isinstance(value, (bool, np.bool_)) or is_integer(value):
         return None
+    stamp = _as_timestamp(value)
+    if stamp is None or (stamp.tzinfo is None) != (pd.Timestamp(first).tzinfo is None):
+        return None
+    return stamp
+
+
+def _as_timestamp(value: object) -> pd.Timestamp | None:
+    """``value`` as a Timestamp when it is a text, a date or a numpy date that parses."""
     if not isinstance(value, (str, _dt.date, np.datetime64)):
         return None
     try:
-        stamp = pd.Timestamp(value)
+        return pd.Timestamp(value)
     except (ValueError, TypeError):
         return None
-    if (stamp.tzinfo is None) != (pd.Timestamp(first).tzinfo is None):
-        return None
-    return stamp
 
 
 def _to_period(value: object, first: pd.Period) -> pd.Period | None:
@@ -226,11 +231,8 @@ def _to_period(value: object, first: pd.Period) -> pd.Period | None:
             return parsed
         if parsed.freqstr.startswith(("Y", "A", "Q", "M", "W")):
             return None  # a year is not a month, whichever month it starts with
-    if not isinstance(value, (str, _dt.date, np.datetime64)):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
+    stamp = _as_timestamp(value)
+    if stamp is None:
         return None
     period = pd.Period(stamp, freq=first.freq)
     # A date converts only when it is where the period begins (2020-07-01 for July).

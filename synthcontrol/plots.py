@@ -1,14 +1,19 @@
 """Figures from results. Each function takes a result and an optional Axes, draws on
-it, and returns the Axes; nothing is shown or saved here (matplotlib is optional)."""
+it, and returns the Axes; nothing is shown or saved here (matplotlib is optional and
+imported only when a figure is drawn).
+
+This module imports nothing from the rest of the package: it reads a result only
+through its public attributes (``path``, ``weights``, ``spec``, ``treated``), so the
+result classes can offer ``res.plot_path()`` and the other conveniences by calling
+these functions without an import cycle.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
-
-    from .results import SynthResult
 
 __all__ = ["plot_path", "plot_gap", "plot_weights", "new_axes"]
 
@@ -27,12 +32,12 @@ def new_axes(ax: "Axes | None" = None, figsize: tuple[float, float] = (7.0, 4.0)
     return ax
 
 
-def _mark_treatment(ax: "Axes", result: "SynthResult") -> None:
+def _mark_treatment(ax: "Axes", result: Any) -> None:
     ax.axvline(result.spec.treatment_start, color="grey", linestyle=":", linewidth=1)
 
 
-def plot_path(result: "SynthResult", ax: "Axes | None" = None) -> "Axes":
-    """Treated and synthetic outcome over time."""
+def plot_path(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Treated and synthetic outcome over time, of a :class:`~synthcontrol.results.SynthResult`."""
     ax = new_axes(ax)
     path = result.path
     ax.plot(path.index, path["treated"], color="black", label=str(result.treated))
@@ -44,8 +49,8 @@ def plot_path(result: "SynthResult", ax: "Axes | None" = None) -> "Axes":
     return ax
 
 
-def plot_gap(result: "SynthResult", ax: "Axes | None" = None) -> "Axes":
-    """Gap between the treated unit and its synthetic control over time."""
+def plot_gap(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Gap between the treated unit and its synthetic control over time (a SynthResult's)."""
     ax = new_axes(ax)
     path = result.path
     ax.plot(path.index, path["gap"], color="black")
@@ -56,8 +61,8 @@ def plot_gap(result: "SynthResult", ax: "Axes | None" = None) -> "Axes":
     return ax
 
 
-def plot_weights(result: "SynthResult", ax: "Axes | None" = None, threshold: float = 1e-3) -> "Axes":
-    """Donor weights above ``threshold``, largest first."""
+def plot_weights(result: Any, ax: "Axes | None" = None, threshold: float = 1e-3) -> "Axes":
+    """Donor weights of a SynthResult above ``threshold``, largest first."""
     ax = new_axes(ax)
     weights = result.weights
     weights = weights[weights.abs() > threshold].sort_values()

@@ -13,58 +13,17 @@ from typing import Hashable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .certify import DEFAULT_TIME_LIMIT, Certificate
+from . import plots
+from ._arrays import frozen, rmspe
+from .certify import Certificate
 from .certify import STATUSES as CERTIFICATE_STATUSES
+from .options import FitOptions
+from .registry import get_estimator
 from .spec import Design
 from .weights import NestedSolution
 
+# FitOptions lives in synthcontrol.options; it is importable from here as it always was.
 __all__ = ["FitOptions", "Summary", "SynthResult", "SynthResults", "certificate_counts"]
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """How predictor weights are chosen; reused unchanged by every placebo refit.
-
-    Attributes
-    ----------
-    seed : int
-        Seed of the random starts of the predictor-weight search.
-    n_random_starts, n_local, n_polish, max_iterations, min_predictor_weight, global_search
-        See :func:`synthcontrol.weights.choose_predictor_weights`.
-    estimator : str
-        Name of a registered estimator (see :func:`synthcontrol.estimators.fit_design`).
-    estimator_options : tuple of (name, value) pairs
-        The estimator's own settings, frozen so options stay hashable and immutable.
-    certify : bool
-        Certify each nested choice of predictor weights after the search
-        (:func:`synthcontrol.certify.certify_nested`); every refit certifies too.
-    certify_time_limit : float or None
-        Seconds (solver CPU time) allowed to each certification (None: no limit).
-    """
-
-    seed: int = 0
-    n_random_starts: int = 2000
-    n_local: int = 6
-    n_polish: int = 3
-    max_iterations: int = 200
-    min_predictor_weight: float = 1e-8
-    global_search: bool = False
-    estimator: str = "classic"
-    estimator_options: tuple = ()
-    certify: bool = False
-    certify_time_limit: float | None = DEFAULT_TIME_LIMIT
-
-    def search_options(self) -> dict:
-        """Keyword arguments of :func:`~synthcontrol.weights.choose_predictor_weights`."""
-        return {
-            "seed": self.seed,
-            "n_random_starts": self.n_random_starts,
-            "n_local": self.n_local,
-            "n_polish": self.n_polish,
-            "max_iterations": self.max_iterations,
-            "min_predictor_weight": self.min_predictor_weight,
-            "global_search": self.global_search,
-        }
 
 
 class Summary:
@@ -123,12 +82,6 @@ def _markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.array(array, dtype=float, copy=True)
-    array.setflags(write=False)
-    return array
-
-
 @dataclass(frozen=True, eq=False)
 class SynthResult:
     """A fitted synthetic control for one treated unit.
@@ -169,7 +122,7 @@ class SynthResult:
     certificate: Certificate | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", _frozen(self.scale))
+        object.__setattr__(self, "scale", frozen(self.scale))
         for name in ("weights", "predictor_weights"):
             getattr(self.solution, name).setflags(write=False)
 
@@ -183,6 +136,13 @@ class SynthResult:
     def extras(self) -> dict:
         """Estimator-specific outputs as a new dict (see ``details``)."""
         return dict(self.details)
+
+    @property
+    def uses_predictor_weights(self) -> bool:
+        """Whether the estimator chose (or was given) predictor weights. Estimators
+        that match on outcomes only (``"sdid"``, ``"demeaned"``, ...) have none: their
+        :attr:`predictor_weights` are NaN and placebos cannot reuse them."""
+        return get_estimator(self.estimator).uses_predictor_weights
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -219,11 +179,11 @@ class SynthResult:
     # -- fit and effects -------------------------------------------------------
     @cached_property
     def _synthetic(self) -> np.ndarray:
-        return _frozen(self.design.outcome[:, 1:] @ self.solution.weights + self.intercept)
+        return frozen(self.design.outcome[:, 1:] @ self.solution.weights + self.intercept)
 
     @cached_property
     def _gap(self) -> np.ndarray:
-        return _frozen(self.design.outcome[:, 0] - self._synthetic)
+        return frozen(self.design.outcome[:, 0] - self._synthetic)
 
     @property
     def path(self) -> pd.DataFrame:
@@ -247,12 +207,12 @@ class SynthResult:
     @property
     def pre_rmspe(self) -> float:
         """Root mean squared gap over the fit window before treatment."""
-        return _rmspe(self._gap[self.design.pre_mask])
+        return float(rmspe(self._gap, self.design.pre_mask))
 
     @property
     def post_rmspe(self) -> float:
         """Root mean squared gap over the post-period."""
-        return _rmspe(self._gap[self.design.post_mask])
+        return float(rmspe(self._gap, self.design.post_mask))
 
     @property
     def loss_v(self) -> float:
@@ -356,7 +316,7 @@ class SynthResult:
         )
 
     def _predictor_weights_note(self) -> str:
-        if self.extras.get("predictors_used", True) is False:
+        if not self.uses_predictor_weights:
             return "This estimator matches on pre-period outcomes; the predictors play no part."
         source = "given by the user." if self.predictor_weights_given else "chosen by the nested optimisation."
         certified = " The loss equals its lower bound: a certified global optimum."
@@ -365,21 +325,15 @@ class SynthResult:
     # -- plots -------------------------------------------------------------------
     def plot_path(self, ax=None):
         """Treated and synthetic outcome over time; returns the Axes."""
-        from .plots import plot_path
-
-        return plot_path(self, ax=ax)
+        return plots.plot_path(self, ax=ax)
 
     def plot_gap(self, ax=None):
         """Gap between treated and synthetic over time; returns the Axes."""
-        from .plots import plot_gap
-
-        return plot_gap(self, ax=ax)
+        return plots.plot_gap(self, ax=ax)
 
     def plot_weights(self, ax=None):
         """Donor weights as a bar chart; returns the Axes."""
-        from .plots import plot_weights
-
-        return plot_weights(self, ax=ax)
+        return plots.plot_weights(self, ax=ax)
 
 
 def _certificate_record(certificate: Certificate | None) -> dict:
@@ -423,10 +377,6 @@ def _certificate_note(certificate: Certificate) -> str:
              else f"not certified: relative gap {c.gap:.2e} to the dual bound {c.dual_bound:.7g}")
     return (f"Certificate ({c.seconds:.1f} s, predictor weights with min/max >= {c.floor:g}): {found}"
             f"loss {c.loss:.7g} is {claim}.")
-
-
-def _rmspe(gap: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(gap**2))) if gap.size else float("nan")
 
 
 class SynthResults(Mapping):

@@ -18,19 +18,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ._validation import check_bool, check_directory, check_int, check_mapping, check_n_jobs
+from ._validation import check_bool, check_int, check_mapping
 from .errors import ArgumentError, PanelError, SpecError
-from .estimators import ESTIMATORS, check_fit_options, fit_design, prepare_designs
+from .estimators import check_fit_options, fit_design, prepare_designs
 from .inference import placebo_test
+from .inference._common import Execution
 from .inference.runner import run_tasks
 from .periods import coerce_period, parse_period_column, sorted_periods
-from .results import FitOptions, Summary, SynthResult, certificate_counts, certificate_counts_note
-from .certify import require_solver
+from .options import FitOptions
+from .plots import new_axes
+from .registry import ESTIMATORS
+from .results import Summary, SynthResult, certificate_counts, certificate_counts_note
 from .spec import Design, Predictor, Spec, at, mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -210,7 +213,7 @@ class SpecCurveResult:
                 "pre_rmspe": [r.pre_rmspe for r in self.results],
                 "post_rmspe": [r.post_rmspe for r in self.results],
                 "n_donors": [len(r.donors) for r in self.results],
-                "predictors_used": [bool(r.extras.get("predictors_used", True)) for r in self.results],
+                "predictors_used": [r.uses_predictor_weights for r in self.results],
             }
         )
         frame = frame.sort_values(["effect", "spec", "estimator"], kind="stable").reset_index(drop=True)
@@ -255,8 +258,6 @@ class SpecCurveResult:
     def plot(self, ax: "Axes | None" = None, alpha: float = 0.1) -> "Axes":
         """Estimates sorted (filled marker: placebo ``p <= alpha``), pre-period RMSPE
         in a panel below; returns the Axes of the estimates."""
-        from .plots import new_axes
-
         ax = new_axes(ax, figsize=(8.0, 5.0))
         table = self.table
         x = np.arange(1, len(table) + 1)
@@ -287,10 +288,11 @@ def specification_curve(
     *,
     estimators: Sequence[str] = ("classic",),
     estimator_options: Mapping[str, Mapping[str, object]] | None = None,
-    options: FitOptions = FitOptions(),
+    options: FitOptions | None = None,
     placebo: bool = True,
     n_jobs: int | None = 1,
     checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool | Callable[[int, int], None] | None = None,
     certify: bool | None = None,
 ) -> SpecCurveResult:
     """Fit every specification with every estimator, with placebo tests.
@@ -308,7 +310,7 @@ def specification_curve(
         Options per estimator name, e.g. ``{"penalized": {"lambda_": 0.1}}``.
     options : FitOptions, optional
         Search settings of the predictor weights (seed, starts, ...); its
-        estimator fields are replaced by each estimator's.
+        estimator fields are replaced by each estimator's. Default ``FitOptions()``.
     placebo : bool, default True
         Run each fit's in-space placebo test.
     n_jobs : int or None, default 1
@@ -319,6 +321,9 @@ def specification_curve(
         per fit, see :func:`~synthcontrol.placebo_test`): an interrupted sweep run
         again with the same directory refits only the specifications' own fits, which
         are cheap, and the placebos that were not finished.
+    progress : bool or callable, optional
+        As in :func:`~synthcontrol.placebo_test`, for the fits and for each
+        placebo test.
     certify : bool, optional
         Certify the predictor weights of every classic fit and placebo refit (see
         ``sc.fit(..., certify=True)``); default: ``options.certify``. Other
@@ -335,7 +340,7 @@ def specification_curve(
         A spec with several treated units, an unknown estimator, or options for an
         estimator not in ``estimators``.
     ArgumentError
-        ``options``, ``n_jobs``, ``placebo`` or ``checkpoint_dir`` malformed.
+        ``options``, ``n_jobs``, ``placebo``, ``checkpoint_dir`` or ``progress`` malformed.
 
     Examples
     --------
@@ -349,28 +354,29 @@ def specification_curve(
     """
     labelled = _labelled(specs)
     own_options = check_mapping(estimator_options, "estimator_options")
-    options = check_fit_options(options)
+    options = FitOptions() if options is None else check_fit_options(options)
     certify = options.certify if certify is None else check_bool(certify, "certify")
     if certify and not options.certify:
-        check_fit_options(replace(options, certify=True))  # the floor and the solver
+        replace(options, certify=True)  # checks the floor and the solver now
     estimators = _check_estimators(estimators, own_options)
-    n_jobs = check_n_jobs(n_jobs)
+    execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     placebo = check_bool(placebo, "placebo")
-    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
     designs = {label: _single_design(data, label, spec) for label, spec in labelled.items()}
     jobs = [
         _FitJob(
             f"{label} / {name}",
             design,
             replace(options, estimator=name, estimator_options=tuple(sorted(own_options.get(name, {}).items())),
-                    certify=bool(certify) and name == "classic"),
+                    certify=bool(certify) and ESTIMATORS[name].certifiable),
         )
         for label, design in designs.items()
         for name in estimators
     ]
-    results, _ = run_tasks(_fit, jobs, n_jobs=n_jobs, description="specification curve")
+    results, _ = run_tasks(_fit, jobs, n_jobs=execution.n_jobs, progress=execution.progress,
+                           description="specification curve")
     placebos = tuple(
-        placebo_test(r, n_jobs=n_jobs, checkpoint_dir=_sub_directory(checkpoint_dir, i)) if placebo else None
+        placebo_test(r, n_jobs=execution.n_jobs, checkpoint_dir=_sub_directory(execution.checkpoint_dir, i),
+                     progress=execution.progress) if placebo else None
         for i, r in enumerate(results)
     )
     return SpecCurveResult(

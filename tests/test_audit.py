@@ -1,4 +1,4 @@
-"""Tests of the data audit (synthcontrol/audit.py) and of the warnings it feeds in
+"""Tests of the data audit (synthcontrol/data_audit/) and of the warnings it feeds in
 ``sc.fit`` and ``sc.placebo_test``.
 
 Synthetic panels mimic the Chinese city panel: a nominal level built from real growth
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import synthcontrol as sc
-from synthcontrol.audit import AUDIT_COLUMNS, KINDS, Relation, flagged_cells
+from synthcontrol.data_audit import AUDIT_COLUMNS, KINDS, Relation, flagged_cells
 from synthcontrol.errors import AuditWarning, MissingColumnError, PanelError, SynthControlError
 
 COLUMNS = ["nominal", "growth", "share"]

@@ -182,7 +182,7 @@ def test_treated_inside_the_hull_is_ill_posed():
 
 def test_treated_outside_the_hull_is_not_ill_posed():
     x1, X0, z1, Z0 = random_problem(6, 3, 6)
-    assert certify._hull_match(x1, X0) is None
+    assert certify.solve._hull_match(x1, X0) is None
     assert certify.weightable_donors(x1, X0).any()
 
 
@@ -313,8 +313,8 @@ def test_specification_curve_counts_certificates(smoking):
 def test_solver_messages_are_filtered_and_others_kept(capfd):
     import os
 
-    with certify._stderr_filter.active():
-        with certify._stderr_filter.active():  # nested (concurrent solves) share one redirection
+    with certify.model._stderr_filter.active():
+        with certify.model._stderr_filter.active():  # nested (concurrent solves) share one redirection
             os.write(2, b"Cannot set feasibility tolerance to small value 1e-12 without GMP - using 1e-10.\n")
             os.write(2, b"something else\n")
     err = capfd.readouterr().err

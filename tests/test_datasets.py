@@ -12,7 +12,7 @@ import pytest
 
 import synthcontrol as sc
 from synthcontrol import datasets
-from synthcontrol.audit import AUDIT_COLUMNS, KINDS
+from synthcontrol.data_audit import AUDIT_COLUMNS, KINDS
 from synthcontrol.errors import DataBuildError, MissingColumnError
 
 ROOT = Path(__file__).resolve().parents[1]

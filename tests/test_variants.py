@@ -245,7 +245,7 @@ def test_outcome_estimators_refuse_predictor_weights(smoking):
     with pytest.raises(SpecError, match="predictor_weights"):
         sc.fit(smoking, spec, estimator="sdid", predictor_weights=[0.5, 0.5])
     res = sc.fit(smoking, spec, estimator="sdid", estimator_options={"se": False})
-    assert res.extras["predictors_used"] is False and "se" not in res.extras
+    assert res.uses_predictor_weights is False and "se" not in res.extras
     assert res.predictor_weights.isna().all()
 
 

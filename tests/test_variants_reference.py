@@ -15,7 +15,7 @@ import pytest
 import synthcontrol as sc
 from synthcontrol.errors import DonorPoolError, InferenceWarning, SpecError
 from synthcontrol.estimators import fit_design
-from synthcontrol.inference.conformal import block_p_value, refit_options
+from synthcontrol.inference.conformal_inference import block_p_value, refit_options
 from synthcontrol.variants.augmented import choose_ridge_lambda
 from synthcontrol.variants.demeaned import demeaned_weights
 

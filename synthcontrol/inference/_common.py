@@ -1,5 +1,7 @@
-"""Pieces shared by the inference routines: the refit task sent to workers, the
-checkpoint set-up, and the rank and RMSPE helpers.
+"""Pieces shared by the inference routines: how they run their refits (workers,
+checkpoint, progress: :class:`Execution`), the refit task sent to workers, and the
+rank and RMSPE helpers (``frozen`` and ``rmspe`` are
+:mod:`synthcontrol._arrays`'s, shared with every result type).
 
 Round-off floor
 ---------------
@@ -24,23 +26,68 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Hashable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 
+from .._arrays import frozen, rmspe
+from .._validation import check_directory, check_n_jobs, check_progress
 from ..errors import DonorPoolError, SpecError
 from ..estimators import fit_design
-from ..results import FitOptions, SynthResult
+from ..options import FitOptions
+from ..results import SynthResult
 from ..spec import Design
-from .runner import Checkpoint, fingerprint
+from .runner import Checkpoint, RunLog, fingerprint, run_tasks
 
 __all__ = [
-    "Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result",
+    "Execution", "Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result",
     "ROUND_OFF", "round_off_floor", "over_pre_rmspe",
 ]
 
 #: Share of the outcome's scale below which a gap is round-off (see the module notes).
 ROUND_OFF = 1e-8
+
+@dataclass(frozen=True)
+class Execution:
+    """How an inference routine runs its refits: the options every routine that
+    refits takes (``n_jobs``, ``checkpoint_dir``, ``progress``), checked once.
+
+    Attributes
+    ----------
+    n_jobs : int or None
+        Workers (joblib; the result does not depend on them).
+    checkpoint_dir : Path or None
+        Where each finished task is stored, so that a rerun computes only the rest.
+    progress : bool, callable or None
+        True: a line on stderr per finished task; a callable gets ``(done, total)``.
+    """
+
+    n_jobs: int | None = 1
+    checkpoint_dir: Path | None = None
+    progress: bool | Callable[[int, int], None] | None = None
+
+    @classmethod
+    def checked(cls, n_jobs: object = 1, checkpoint_dir: object = None, progress: object = None) -> "Execution":
+        """The options of a public routine, checked (an ArgumentError names the bad one)."""
+        return cls(check_n_jobs(n_jobs), check_directory(checkpoint_dir, "checkpoint_dir"), check_progress(progress))
+
+    def map(
+        self,
+        task: Callable[[Any], Any],
+        jobs: Sequence[Any],
+        *,
+        kind: str,
+        keys: Sequence[Hashable],
+        description: str,
+        fingerprint_parts: Sequence[object] | None = None,
+    ) -> tuple[list, RunLog]:
+        """``task`` over ``jobs`` through the runner, checkpointed as job ``kind``
+        (its fingerprint covers ``fingerprint_parts``, by default the jobs)."""
+        parts = jobs if fingerprint_parts is None else fingerprint_parts
+        checkpoint = open_checkpoint(self.checkpoint_dir, kind, parts, keys)
+        return run_tasks(task, jobs, n_jobs=self.n_jobs, checkpoint=checkpoint, progress=self.progress,
+                         description=description)
 
 
 @dataclass(frozen=True)
@@ -151,11 +198,6 @@ def conservative_rank(values: np.ndarray, descending: bool = True) -> np.ndarray
     return at_least.sum(axis=1)
 
 
-def rmspe(gaps: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Root mean squared gap over the rows in ``mask``, per column."""
-    return np.sqrt(np.mean(np.asarray(gaps)[mask] ** 2, axis=0))
-
-
 def round_off_floor(outcome: np.ndarray) -> float:
     """The size below which a gap of ``outcome`` is round-off: :data:`ROUND_OFF` times
     its largest absolute value (the same for any order of units or periods)."""
@@ -175,13 +217,6 @@ def over_pre_rmspe(values: np.ndarray, pre_rmspe: np.ndarray, floor: float) -> n
     values = np.asarray(values, dtype=float)
     kept = np.where(np.abs(values) <= floor, 0.0, values)
     return kept / np.maximum(np.asarray(pre_rmspe, dtype=float), floor)
-
-
-def frozen(array: object, dtype: object = float) -> np.ndarray:
-    """A read-only copy (results never share writable arrays with the caller)."""
-    out = np.array(array, dtype=dtype, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 def check_result(result: object, routine: str, min_donors: int = 2) -> SynthResult:

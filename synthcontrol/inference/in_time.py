@@ -30,14 +30,14 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._validation import check_directory, check_n_jobs, check_progress
 from ..errors import ArgumentError
 from ..panel import Panel
 from ..periods import coerce_period
 from ..results import Summary, SynthResult
 from ..spec import Design, Predictor, shift_spec
-from ._common import Refit, check_result, frozen, open_checkpoint, over_pre_rmspe, refit, rmspe, round_off_floor
-from .runner import RunLog, run_tasks
+from ._common import Execution, Refit, check_result, frozen, over_pre_rmspe, refit, rmspe, round_off_floor
+from .plots import plot_in_time
+from .runner import RunLog
 
 __all__ = ["in_time_placebo", "InTimePlaceboResult", "shift_spec"]
 
@@ -137,8 +137,6 @@ class InTimePlaceboResult:
 
     def plot(self, ax=None):
         """Gap paths of the fake starts; returns the Axes."""
-        from .plots import plot_in_time
-
         return plot_in_time(self, ax=ax)
 
 
@@ -187,8 +185,7 @@ def in_time_placebo(
     True
     """
     result = check_result(result, "in_time_placebo")
-    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
-    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
+    execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     starts = _fake_starts(fake_start, result.design)
     designs = [result.design.shift(start) for start in starts]
     jobs = [
@@ -196,9 +193,8 @@ def in_time_placebo(
               predictor_weights=_kept_weights(result, d) if result.predictor_weights_given else None)
         for d in designs
     ]
-    checkpoint = open_checkpoint(checkpoint_dir, "in_time_placebo", jobs, [f"fake_start:{s}" for s in starts])
-    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
-                             description=f"in-time placebos of {result.treated}")
+    records, log = execution.map(refit, jobs, kind="in_time_placebo", keys=[f"fake_start:{s}" for s in starts],
+                                 description=f"in-time placebos of {result.treated}")
     design = result.design
     periods = np.array(design.periods, dtype=object)
     shifted_periods = [np.array(d.periods, dtype=object) for d in designs]

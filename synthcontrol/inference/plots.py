@@ -1,9 +1,14 @@
 """Figures of inference results. Each function takes a result and an optional Axes,
-draws on it and returns the Axes; nothing is shown or saved."""
+draws on it and returns the Axes; nothing is shown or saved.
+
+Like :mod:`synthcontrol.plots`, this module reads results only through their public
+attributes and imports none of the modules that define them, so their ``plot``
+methods call it without an import cycle.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,16 +17,11 @@ from ..plots import new_axes
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from .conformal import ConformalResult
-    from .in_time import InTimePlaceboResult
-    from .leave_one_out import LeaveOneOutResult
-    from .placebo import PlaceboResult
-
 __all__ = ["plot_placebo_gaps", "plot_ratios", "plot_leave_one_out", "plot_in_time", "plot_conformal"]
 
 
-def plot_placebo_gaps(result: "PlaceboResult", ax: "Axes | None" = None, cutoff: float | None = None) -> "Axes":
-    """Gap paths of every placebo in grey and of the treated unit in black
+def plot_placebo_gaps(result: Any, ax: "Axes | None" = None, cutoff: float | None = None) -> "Axes":
+    """Of a :class:`~synthcontrol.inference.PlaceboResult`: gap paths of every placebo in grey and of the treated unit in black
     ("spaghetti" plot); with ``cutoff``, placebos whose pre-MSPE exceeds ``cutoff``
     times the treated unit's are left out, as in ADH 2010's figures."""
     ax = new_axes(ax)
@@ -39,8 +39,9 @@ def plot_placebo_gaps(result: "PlaceboResult", ax: "Axes | None" = None, cutoff:
     return ax
 
 
-def plot_ratios(result: "PlaceboResult", ax: "Axes | None" = None) -> "Axes":
-    """Post/pre RMSPE ratio of every unit, sorted, the treated unit highlighted."""
+def plot_ratios(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Post/pre RMSPE ratio of every unit of a PlaceboResult, sorted, the treated unit
+    highlighted."""
     ax = new_axes(ax, figsize=(6.0, max(4.0, 0.18 * len(result.units))))
     ratios = result.table["ratio"].sort_values()
     colours = ["black" if unit == result.treated else "lightgrey" for unit in ratios.index]
@@ -49,8 +50,9 @@ def plot_ratios(result: "PlaceboResult", ax: "Axes | None" = None) -> "Axes":
     return ax
 
 
-def plot_leave_one_out(result: "LeaveOneOutResult", ax: "Axes | None" = None) -> "Axes":
-    """Treated outcome, original synthetic path and each leave-one-out path."""
+def plot_leave_one_out(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Treated outcome, original synthetic path and each leave-one-out path (a
+    :class:`~synthcontrol.inference.LeaveOneOutResult`)."""
     ax = new_axes(ax)
     paths = result.paths
     ax.plot(paths.index, paths.iloc[:, 1:].to_numpy(), color="lightgrey", linewidth=0.8)
@@ -63,8 +65,9 @@ def plot_leave_one_out(result: "LeaveOneOutResult", ax: "Axes | None" = None) ->
     return ax
 
 
-def plot_in_time(result: "InTimePlaceboResult", ax: "Axes | None" = None) -> "Axes":
-    """Gap path of each fake start, with the fake and real starts marked."""
+def plot_in_time(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Gap path of each fake start of an
+    :class:`~synthcontrol.inference.InTimePlaceboResult`, fake and real starts marked."""
     ax = new_axes(ax)
     gaps = result.gaps
     for start in result.fake_starts:
@@ -78,8 +81,9 @@ def plot_in_time(result: "InTimePlaceboResult", ax: "Axes | None" = None) -> "Ax
     return ax
 
 
-def plot_conformal(result: "ConformalResult", ax: "Axes | None" = None) -> "Axes":
-    """Per-period effect estimates with their conformal confidence bands."""
+def plot_conformal(result: Any, ax: "Axes | None" = None) -> "Axes":
+    """Per-period effect estimates of a :class:`~synthcontrol.inference.ConformalResult`
+    with their conformal confidence bands."""
     ax = new_axes(ax)
     table = result.table
     ax.fill_between(table.index, table["lower"], table["upper"], color="tab:blue", alpha=0.25,

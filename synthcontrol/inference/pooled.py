@@ -47,7 +47,7 @@ import pandas as pd
 from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_progress, check_seed
 from ..errors import ArgumentError, SpecError
 from ..results import Summary, SynthResult
-from ._common import check_result, conservative_rank, frozen, over_pre_rmspe, rmspe
+from ._common import Execution, check_result, conservative_rank, frozen, over_pre_rmspe, rmspe
 from .placebo import ADH_CUTOFFS, PlaceboResult, shared_placebo_tests
 
 __all__ = ["pooled_test", "PooledResult", "POOLED_STATISTICS"]
@@ -320,7 +320,7 @@ def _run_placebos(items: list, n_jobs: int | None, reuse: bool, start_from_treat
         return tuple(items)
     tests = iter(shared_placebo_tests(
         fits, kind="pooled placebo", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse,
-        start_from_treated=start_from_treated, n_jobs=n_jobs, checkpoint_dir=checkpoint_dir, progress=progress,
+        start_from_treated=start_from_treated, execution=Execution(n_jobs, checkpoint_dir, progress),
         description="pooled placebo test",
     ))
     return tuple(next(tests) if isinstance(item, SynthResult) else item for item in items)

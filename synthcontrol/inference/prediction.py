@@ -52,21 +52,21 @@ from dataclasses import dataclass
 from math import log, sqrt
 from typing import Hashable, Literal
 
-import clarabel
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.optimize import linprog
 
+from .._validation import check_choice, check_int, check_number, check_seed
 from ..errors import SolverError, SpecError
+from ..registry import ESTIMATORS
 from ..results import Summary, SynthResult
+from ..weights.solvers import LocalisedSimplex
 from ._common import check_result, frozen
 
 __all__ = ["prediction_intervals", "PredictionIntervalResult", "E_METHODS"]
 
 #: Out-of-sample methods of :func:`prediction_intervals`.
 E_METHODS = ("gaussian", "ls", "qreg")
-_SIMPLEX_ESTIMATORS = ("classic", "penalized")
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,27 +231,21 @@ def prediction_intervals(
 
 
 def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho_max, seed) -> tuple:
-    if result.estimator not in _SIMPLEX_ESTIMATORS or result.intercept:
+    if not result.options.entry.simplex_weights or result.intercept:
+        simplex = sorted(name for name, entry in ESTIMATORS.items() if entry.simplex_weights)
         raise SpecError(
-            f"prediction_intervals needs simplex weights without intercept (estimators "
-            f"{_SIMPLEX_ESTIMATORS}); the result is from estimator {result.estimator!r}"
+            f"prediction_intervals needs simplex weights without intercept (estimators {simplex}); "
+            f"the result is from estimator {result.estimator!r}"
         )
-    number = (int, float, np.integer, np.floating)
-    checks = {
-        "u_alpha": (u_alpha, isinstance(u_alpha, number) and 0 < u_alpha < 1, "a number in (0, 1)"),
-        "e_alpha": (e_alpha, isinstance(e_alpha, number) and 0 < e_alpha < 1, "a number in (0, 1)"),
-        "e_method": (e_method, e_method in (*E_METHODS, "all"), f"one of {(*E_METHODS, 'all')}"),
-        "sims": (sims, isinstance(sims, (int, np.integer)) and not isinstance(sims, bool) and sims >= 2,
-                 "an integer >= 2"),
-        "u_sigma": (u_sigma, u_sigma in ("HC0", "HC1", "HC2", "HC3"), "'HC0', 'HC1', 'HC2' or 'HC3'"),
-        "rho": (rho, rho is None or (isinstance(rho, number) and rho >= 0), "None or a number >= 0"),
-        "rho_max": (rho_max, isinstance(rho_max, number) and rho_max > 0, "a number > 0"),
-        "seed": (seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0,
-                 "an integer >= 0"),
-    }
-    for name, (value, ok, allowed) in checks.items():
-        if not ok or isinstance(value, bool):
-            raise SpecError(f"{name}={value!r} is not valid; use {allowed}")
+    check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    check_choice(e_method, "e_method", (*E_METHODS, "all"))
+    check_int(sims, "sims", minimum=2)
+    check_choice(u_sigma, "u_sigma", ("HC0", "HC1", "HC2", "HC3"))
+    if rho is not None:
+        check_number(rho, "rho", low=0.0)
+    check_number(rho_max, "rho_max", low=0.0, low_open=True)
+    check_seed(seed)
     if result.design.pre_mask.sum() < 3:
         raise SpecError("prediction_intervals needs at least three pre-treatment periods in the fit window")
     return E_METHODS if e_method == "all" else (e_method,)
@@ -335,7 +329,7 @@ def _in_sample_draws(
     R = Z / (scale * np.sqrt(Z.shape[0]))
     out = np.full((sims, P.shape[0], 2), np.nan)
     for s in range(sims):
-        problem = _LocalisedSimplex(w, R, draws[:, s] / scale**2, lower_bound)
+        problem = LocalisedSimplex(w, R, draws[:, s] / scale**2, lower_bound)
         for t, p in enumerate(P):
             for side, sign in enumerate((-1.0, 1.0)):  # lower: maximise p'x; upper: minimise it
                 x = problem.minimise(sign * p / scale)
@@ -345,29 +339,6 @@ def _in_sample_draws(
     if failed == out.size:
         raise SolverError("every in-sample problem of prediction_intervals failed to solve")
     return out, failed
-
-
-class _LocalisedSimplex:
-    """``min c'x`` over ``sum x = 1``, ``x >= lb``, ``|R (x - w)|^2 <= 2 G'(x - w)``, built
-    once per draw for Clarabel (the quadratic constraint is a rotated second-order
-    cone: ``u = G'(x - w)``, ``v = 1``, ``2uv >= |R (x - w)|^2``)."""
-
-    def __init__(self, w: np.ndarray, R: np.ndarray, G: np.ndarray, lower_bound: np.ndarray):
-        J, root2 = w.size, np.sqrt(2.0)
-        Gw = float(G @ w)
-        A = np.vstack([np.ones((1, J)), -np.eye(J), -G[None, :] / root2, -G[None, :] / root2, -R])
-        b = np.concatenate([[1.0], -lower_bound, [(1 - Gw) / root2, (-1 - Gw) / root2], -R @ w])
-        self.A, self.b = sparse.csc_matrix(A), b
-        self.P = sparse.csc_matrix((J, J))
-        self.cones = [clarabel.ZeroConeT(1), clarabel.NonnegativeConeT(J), clarabel.SecondOrderConeT(R.shape[0] + 2)]
-        self.settings = clarabel.DefaultSettings()
-        self.settings.verbose = False
-
-    def minimise(self, c: np.ndarray) -> np.ndarray | None:
-        solution = clarabel.DefaultSolver(self.P, c, self.A, self.b, self.cones, self.settings).solve()
-        if solution.status in (clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved):
-            return np.asarray(solution.x)
-        return None
 
 
 def _out_of_sample(residuals: np.ndarray, H0: np.ndarray, H1: np.ndarray, method: str, e_alpha: float) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping
 import pandas as pd
 
 from .. import datasets
-from ..audit import check_flags
+from ..data_audit.flags import check_flags
 from ..errors import SynthControlError, ConfigError
 from .model import AuditRules
 from .schema import check_table, read_text, unknown

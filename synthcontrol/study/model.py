@@ -21,7 +21,7 @@ from typing import Hashable, Literal, Mapping
 
 import pandas as pd
 
-from ..results import FitOptions
+from ..options import FitOptions
 from ..spec import Predictor, Spec
 
 __all__ = [

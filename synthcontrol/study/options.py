@@ -10,7 +10,7 @@ from ..errors import ConfigError, SpecError
 from ..estimators import ESTIMATORS
 from ..estimators import check_fit_options  # the checks sc.fit applies
 from ..inference.pooled import POOLED_STATISTICS
-from ..results import FitOptions
+from ..options import FitOptions
 from ..variants.several import SEVERAL_ESTIMATORS
 from .model import (
     REFERENCE_ESTIMATOR,

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..results import FitOptions
+from ..options import FitOptions
 
 if sys.version_info >= (3, 11):
     import tomllib

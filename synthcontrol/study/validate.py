@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import ConfigError, SynthControlError
 from ..estimators import fit_design
 from ..panel import Panel
-from ..results import FitOptions, SynthResult
+from ..options import FitOptions
+from ..results import SynthResult
 from ..spec import Design, Spec, prepare
 from .model import BlockTask, Estimator, StudyConfig, Task
 
@@ -45,9 +46,9 @@ def probe_estimators(config: StudyConfig, panel: Panel) -> tuple[Estimator, ...]
         task = next(t for t in config.tasks if t.estimator == estimator.name)
         treated = task.spec.treated_units[0]
         design = _design(panel, task.spec.for_treated(treated), _describe(task, treated))
-        options = FitOptions(n_random_starts=0, n_polish=0, estimator=estimator.name,
-                             estimator_options=estimator.options)
         try:
+            options = FitOptions(n_random_starts=0, n_polish=0, estimator=estimator.name,
+                                 estimator_options=estimator.options)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the cheap search is no fit to warn about
                 result = fit_design(design, options=options)
@@ -60,7 +61,7 @@ def probe_estimators(config: StudyConfig, panel: Panel) -> tuple[Estimator, ...]
 def uses_predictor_weights(result: SynthResult) -> bool:
     """Whether the estimator of ``result`` chose predictor weights (outcome-only
     estimators such as sdid match on outcomes and have none)."""
-    return bool(result.extras.get("predictors_used", True))
+    return result.uses_predictor_weights
 
 
 def check_designs(config: StudyConfig, panel: Panel) -> None:

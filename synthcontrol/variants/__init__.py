@@ -1,8 +1,9 @@
 """Estimators beyond the classic synthetic control.
 
-Importing this package registers them with :func:`synthcontrol.estimators.register_estimator`,
-so ``sc.fit(df, spec, estimator=name, estimator_options={...})`` and every refit of
-inference reach them through :func:`~synthcontrol.estimators.fit_design`:
+Importing this package registers them, with the settings each one takes, in
+:mod:`synthcontrol.registry`, so ``sc.fit(df, spec, estimator=name,
+estimator_options={...})`` and every refit of inference reach them through
+:func:`~synthcontrol.estimators.fit_design`:
 
 ================  ==================================================  ===========================
 name              method                                              options

@@ -42,16 +42,15 @@ the grid (Texas) pysyncon picks that extra value and we augsynth's ``lambda_max`
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
-
 import numpy as np
 
+from .._arrays import rmspe
 from ..errors import SpecError
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..estimators import Estimate, FitRequest, nested_search
+from ..registry import Setting, register_estimator
 from ..spec import Design
-from ..weights import nested_fit, outcome_loss, simplex_least_squares
-from ._common import Option, is_nonnegative_number, read_options
+from ..weights import discrepancy, outcome_loss, simplex_least_squares
+from ._common import is_nonnegative_number, is_positive_int
 
 __all__ = ["ridge_correction", "lambda_grid", "choose_ridge_lambda", "fit_augmented"]
 
@@ -70,10 +69,8 @@ def ridge_correction(z1: np.ndarray, Z0: np.ndarray, w: np.ndarray, lambda_: flo
 
     Parameters
     ----------
-    z1 : ndarray, shape (T0,)
-        Treated outcome over the pre-period.
-    Z0 : ndarray, shape (T0, J)
-        Donor outcomes over the pre-period.
+    z1, Z0 : ndarray, shapes (T0,) and (T0, J)
+        Treated and donor outcomes over the pre-period.
     w : ndarray, shape (J,)
         Synthetic control weights (summing to one).
     lambda_ : float
@@ -116,10 +113,8 @@ def choose_ridge_lambda(
 
     Parameters
     ----------
-    z1 : ndarray, shape (T0,)
-        Treated outcome over the pre-period.
-    Z0 : ndarray, shape (T0, J)
-        Donor outcomes over the pre-period.
+    z1, Z0 : ndarray
+        As in :func:`ridge_correction`.
     holdout : int, default 1
         Length of each held-out block (augsynth's ``holdout_length``).
     min_1se : bool, default True
@@ -160,27 +155,18 @@ def choose_ridge_lambda(
     return float(lambdas[best]), lambdas, mean
 
 
-def _is_positive_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-
-
-_OPTIONS = {
-    "lambda_": Option(
+_SETTINGS = {
+    "lambda_": Setting(
         None, lambda v: v is None or (is_nonnegative_number(v) and v > 0), "None (cross-validated) or a number > 0"
     ),
-    "holdout": Option(1, _is_positive_int, "an integer >= 1, shorter than the pre-period"),
-    "min_1se": Option(True, lambda v: isinstance(v, bool), "True or False"),
+    "holdout": Setting(1, is_positive_int, "an integer >= 1, shorter than the pre-period"),
+    "min_1se": Setting(True, lambda v: isinstance(v, bool), "True or False"),
 }
 
 
-@register_estimator("augmented")
-def fit_augmented(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("augmented", settings=_SETTINGS, uses_predictor_weights=True,
+                    chosen_from_data={"lambda_": "lambda_"})
+def fit_augmented(design: Design, request: FitRequest) -> Estimate:
     """Ridge augmented synthetic control of ``design``.
 
     Options (``estimator_options``): ``lambda_`` fixes the ridge penalty (default:
@@ -198,12 +184,10 @@ def fit_augmented(
     >>> round(float(res.weights.sum()), 10), res.pre_rmspe <= res.extras["scm_pre_rmspe"]
     (1.0, True)
     """
-    settings = read_options("augmented", options, _OPTIONS)
-    X, scale = design.scaled_predictors()
-    Z = design.outcome[design.fit_mask]
-    search = options.search_options() | {"extra_starts": tuple(extra_starts)}
-    base = nested_fit(X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search)
-    z1, Z0 = Z[:, 0], Z[:, 1:]
+    settings = request.settings
+    base = nested_search(design, request)
+    X, _ = design.scaled_predictors()
+    z1, Z0 = design.outcome[design.fit_mask, 0], design.outcome[design.fit_mask, 1:]
     _check_holdout(settings["holdout"], len(z1))
     if settings["lambda_"] is None:
         lambda_, lambdas, errors = choose_ridge_lambda(
@@ -213,7 +197,7 @@ def fit_augmented(
     else:
         lambda_, cv = float(settings["lambda_"]), ()
     w = ridge_correction(z1, Z0, base.weights, lambda_)
-    C = np.sqrt(base.predictor_weights)[:, None] * (X[:, 1:] - X[:, [0]])
+    C = discrepancy(X[:, 0], X[:, 1:], base.predictor_weights)
     solution = replace(
         base,
         weights=w,
@@ -232,17 +216,9 @@ def fit_augmented(
         ("negative_weights", bool(np.any(w < 0))),
         ("scm_weights", tuple(base.weights.tolist())),
         ("scm_average_effect", float(np.mean(scm_gap[post])) if post.any() else float("nan")),
-        ("scm_pre_rmspe", float(np.sqrt(np.mean(scm_gap[design.pre_mask] ** 2)))),
+        ("scm_pre_rmspe", float(rmspe(scm_gap, design.pre_mask))),
     )
-    return SynthResult(
-        design=design,
-        solution=solution,
-        scale=scale,
-        options=options,
-        predictor_weights_given=predictor_weights is not None,
-        estimator="augmented",
-        details=details,
-    )
+    return Estimate(solution, details=details)
 
 
 def _check_holdout(holdout: int, T0: int) -> None:

@@ -14,15 +14,13 @@ are not used. The problem is the project's exact simplex least squares.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..estimators import Estimate, FitRequest
+from ..registry import register_estimator
 from ..spec import Design
 from ..weights import simplex_least_squares
-from ._common import outcome_result, pre_outcomes, read_options, refuse_predictor_weights
+from ._common import outcome_estimate, pre_outcomes
 
 __all__ = ["demeaned_weights", "fit_demeaned"]
 
@@ -57,17 +55,10 @@ def demeaned_weights(z1: np.ndarray, Z0: np.ndarray) -> tuple[np.ndarray, float]
 
 
 @register_estimator("demeaned")
-def fit_demeaned(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+def fit_demeaned(design: Design, request: FitRequest) -> Estimate:
     """The de-meaned synthetic control of ``design`` (no estimator options).
 
-    ``extra_starts`` is accepted for the common interface and not used: there is
-    no predictor-weight search. The intercept is ``result.intercept``.
+    There is no predictor-weight search; the intercept is ``result.intercept``.
 
     Examples
     --------
@@ -77,18 +68,10 @@ def fit_demeaned(
     >>> bool(abs(res.path["gap"][res.design.pre_mask].mean()) < 1e-8)   # the intercept centres the fit
     True
     """
-    read_options("demeaned", options, {})
-    refuse_predictor_weights("demeaned", predictor_weights)
     z1, Z0 = pre_outcomes(design)
     weights, intercept = demeaned_weights(z1, Z0)
     residual = z1 - Z0 @ weights - intercept
-    return outcome_result(
-        design,
-        weights,
-        estimator="demeaned",
-        options=options,
-        objective=float(residual @ residual) / len(z1),
-        intercept=intercept,
+    return outcome_estimate(
+        design, weights, objective=float(residual @ residual) / len(z1), intercept=intercept,
         details=(("intercept", intercept),),
     )
-

@@ -17,12 +17,11 @@ leave-one-out prediction among the donors: each donor in turn is the pseudo-trea
 unit, matched with the same ``V`` by the other donors, and the ``lambda`` of the grid
 with the smallest mean squared error of its fit-window outcomes wins.
 
-The problem is a quadratic programme with a linear term on the simplex. It is solved
-exactly: a ridge-regularised version (``C'C + eps I``, factorised as a stacked matrix)
-reduces to the project's simplex least squares and finds the support; the KKT system
-of the unregularised problem on that support then gives the exact weights, which are
-kept only if they pass the optimality conditions on every donor. An independent cvxpy
-formulation (:func:`penalized_weights_cvxpy`) is the fallback and the test reference.
+The problem is a quadratic programme with a linear term on the simplex, solved
+exactly by the weighting core's :func:`~synthcontrol.weights.simplex_qp` (a primal
+active set on the KKT system, checked on every donor, with the cvxpy model as its
+fallback); :func:`penalized_weights_cvxpy` is the independent cvxpy formulation the
+tests compare it with.
 """
 
 from __future__ import annotations
@@ -32,12 +31,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import SolverError
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..estimators import Estimate, FitRequest, nested_search
+from ..registry import Setting, register_estimator
 from ..spec import Design
-from ..weights import nested_fit, outcome_loss, simplex_least_squares
-from ._common import Option, is_nonnegative_number, read_options
+from ..weights import discrepancy, outcome_loss, simplex_qp
+from ..weights.solvers import simplex_qp_cvxpy
+from ._common import is_nonnegative_number
 
 __all__ = [
     "DEFAULT_LAMBDAS",
@@ -53,7 +52,7 @@ DEFAULT_LAMBDAS = (0.0, *np.geomspace(1e-3, 10.0, 13).tolist())
 
 def _gaps(x1: np.ndarray, X0: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``C = sqrt(v) (X0 - x1)`` and the donors' squared distances ``d``."""
-    C = np.sqrt(np.asarray(v, float))[:, None] * (np.asarray(X0, float) - np.asarray(x1, float)[:, None])
+    C = discrepancy(x1, X0, v)
     return C, np.sum(C**2, axis=0)
 
 
@@ -86,75 +85,11 @@ def penalized_weights(x1: np.ndarray, X0: np.ndarray, v: np.ndarray, lambda_: fl
     array([0., 0., 1.])
     """
     C, d = _gaps(x1, X0, v)
-    if lambda_ == 0.0:
-        return simplex_least_squares(C)[0]
-    scale = float(np.max(np.abs(C))) ** 2
-    if scale == 0.0:
-        return np.full(C.shape[1], 1.0 / C.shape[1])
-    C, c = C / np.sqrt(scale), lambda_ * d / scale
-    w = _exact_on_support(C, c, _best_vertex(C, c))
-    return w if w is not None else penalized_weights_cvxpy(x1, X0, v, lambda_)
-
-
-def _best_vertex(C: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """All weight on the donor with the lowest objective alone: a feasible start for
-    the active-set iterations (the penalised solution is sparse, so few donors enter)."""
-    w = np.zeros(C.shape[1])
-    w[int(np.argmin(np.sum(C**2, axis=0) + c))] = 1.0
-    return w
-
-
-def _exact_on_support(C: np.ndarray, c: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-    """Primal active-set iterations from the feasible ``w`` to the exact optimum.
-
-    On the current support the KKT system of the equality-constrained problem is
-    solved; a step that would leave the simplex stops at the first weight reaching
-    zero (that donor leaves the support), and a donor whose gradient undercuts the
-    support's enters it. Returns None if the iterations do not certify an optimum.
-    """
-    support = list(np.flatnonzero(w > 0))
-    for _ in range(4 * C.shape[1]):
-        target = np.zeros_like(w)
-        target[support] = _kkt_weights(C[:, support], c[support])
-        step = target - w
-        shrinking = [i for i in support if step[i] < 0]
-        alpha = min([1.0] + [-w[i] / step[i] for i in shrinking])
-        w = w + alpha * step
-        if alpha < 1.0:
-            support = [i for i in support if w[i] > 1e-14]
-            w[[i for i in range(w.size) if i not in support]] = 0.0
-            continue
-        gradient = 2.0 * C.T @ (C @ w) + c
-        outside = [i for i in range(w.size) if i not in support]
-        level = float(np.max(gradient[support]))
-        if not outside or gradient[outside].min() >= level - 1e-12 * (1.0 + abs(level)):
-            break
-        support.append(outside[int(np.argmin(gradient[outside]))])
-    return w if _is_optimal(C, c, w) else None
-
-
-def _kkt_weights(C_S: np.ndarray, c_S: np.ndarray) -> np.ndarray:
-    """Stationary point of ``|C_S w|^2 + c_S'w`` subject to ``sum(w) = 1``."""
-    n = C_S.shape[1]
-    kkt = np.zeros((n + 1, n + 1))
-    kkt[:n, :n] = 2.0 * C_S.T @ C_S
-    kkt[:n, n] = 1.0
-    kkt[n, :n] = 1.0
-    return np.linalg.lstsq(kkt, np.append(-c_S, 1.0), rcond=None)[0][:n]
-
-
-def _is_optimal(C: np.ndarray, c: np.ndarray, w: np.ndarray) -> bool:
-    """KKT on the simplex: ``w >= 0``, sums to one, gradient minimal on the support."""
-    gradient = 2.0 * C.T @ (C @ w) + c
-    tol = 1e-9 * (1.0 + float(np.max(np.abs(gradient))))
-    if np.any(w < -tol) or abs(w.sum() - 1.0) > 1e-9:
-        return False
-    support = w > tol
-    return bool(support.any()) and float(np.min(gradient)) >= float(np.max(gradient[support])) - tol
+    return simplex_qp(C, lambda_ * d)
 
 
 def penalized_weights_cvxpy(x1: np.ndarray, X0: np.ndarray, v: np.ndarray, lambda_: float) -> np.ndarray:
-    """The same problem as :func:`penalized_weights`, by cvxpy (reference and fallback).
+    """The same problem as :func:`penalized_weights`, by cvxpy (the tests' reference).
 
     Examples
     --------
@@ -162,18 +97,8 @@ def penalized_weights_cvxpy(x1: np.ndarray, X0: np.ndarray, v: np.ndarray, lambd
     >>> np.round(penalized_weights_cvxpy([1.0], np.array([[0.0, 2.0, 1.2]]), [1.0], 100.0), 4)
     array([0., 0., 1.])
     """
-    import cvxpy as cp
-
     C, d = _gaps(x1, X0, v)
-    scale = float(np.max(np.abs(C))) ** 2 or 1.0
-    w = cp.Variable(C.shape[1], nonneg=True)
-    objective = cp.sum_squares(C / np.sqrt(scale) @ w) + (lambda_ * d / scale) @ w
-    problem = cp.Problem(cp.Minimize(objective), [cp.sum(w) == 1])
-    problem.solve(solver="CLARABEL" if "CLARABEL" in cp.installed_solvers() else None)
-    if w.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        raise SolverError(f"cvxpy failed on the penalised weighting problem: {problem.status}")
-    u = np.maximum(np.asarray(w.value, float), 0.0)
-    return u / u.sum()
+    return simplex_qp_cvxpy(C, lambda_ * d)
 
 
 def choose_lambda(
@@ -218,22 +143,17 @@ def _is_grid(value: object) -> bool:
     )
 
 
-_OPTIONS = {
-    "lambda_": Option(
+_SETTINGS = {
+    "lambda_": Setting(
         None, lambda v: v is None or is_nonnegative_number(v), "None (leave-one-out choice) or a number >= 0"
     ),
-    "lambdas": Option(DEFAULT_LAMBDAS, _is_grid, "a non-empty tuple of numbers >= 0 (the leave-one-out grid)"),
+    "lambdas": Setting(DEFAULT_LAMBDAS, _is_grid, "a non-empty tuple of numbers >= 0 (the leave-one-out grid)"),
 }
 
 
-@register_estimator("penalized")
-def fit_penalized(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("penalized", settings=_SETTINGS, uses_predictor_weights=True, simplex_weights=True,
+                    chosen_from_data={"lambda_": "lambda_"})
+def fit_penalized(design: Design, request: FitRequest) -> Estimate:
     """Penalised synthetic control of ``design``.
 
     Options (``estimator_options``): ``lambda_`` fixes the penalty (default: chosen
@@ -252,11 +172,10 @@ def fit_penalized(
     >>> res.extras["lambda_"], round(float(res.weights.sum()), 10), bool((res.weights >= 0).all())
     (0.1, 1.0, True)
     """
-    settings = read_options("penalized", options, _OPTIONS)
-    X, scale = design.scaled_predictors()
+    settings = request.settings
+    classic = nested_search(design, request)
+    X, _ = design.scaled_predictors()
     Z = design.outcome[design.fit_mask]
-    search = options.search_options() | {"extra_starts": tuple(extra_starts)}
-    classic = nested_fit(X[:, 0], X[:, 1:], Z[:, 0], Z[:, 1:], predictor_weights=predictor_weights, **search)
     v = classic.predictor_weights
     if settings["lambda_"] is None:
         lambdas = tuple(float(x) for x in settings["lambdas"])
@@ -282,12 +201,4 @@ def fit_penalized(
         ("penalty", float(d @ w)),
         ("classic_weights", tuple(classic.weights.tolist())),
     )
-    return SynthResult(
-        design=design,
-        solution=solution,
-        scale=scale,
-        options=options,
-        predictor_weights_given=predictor_weights is not None,
-        estimator="penalized",
-        details=details,
-    )
+    return Estimate(solution, details=details)

@@ -42,15 +42,15 @@ de-noised matrix instead).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import SpecError
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..errors import ArgumentError
+from ..estimators import Estimate, FitRequest
+from ..registry import Setting, register_estimator
 from ..spec import Design
-from ._common import Option, is_nonnegative_number, outcome_result, read_options, refuse_predictor_weights
+from ._common import is_nonnegative_number, is_positive_int, outcome_estimate
 
 __all__ = ["denoise", "robust_weights", "optimal_sv_count", "fit_robust"]
 
@@ -123,23 +123,23 @@ def optimal_sv_count(Y0: np.ndarray) -> int:
     return max(int(np.sum(s > omega * np.median(s))), 1)
 
 
-def _is_count(value: object) -> bool:
-    return value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1)
-
-
-_OPTIONS = {
-    "sv_count": Option(None, _is_count, "None (optimal hard threshold) or an integer >= 1"),
-    "threshold": Option(
+_SETTINGS = {
+    "sv_count": Setting(None, lambda v: v is None or is_positive_int(v),
+                        "None (optimal hard threshold) or an integer >= 1"),
+    "threshold": Setting(
         None, lambda v: v is None or (is_nonnegative_number(v) and v > 0), "None or a number > 0 (outcome units)"
     ),
-    "lambda_": Option(0.0, is_nonnegative_number, "a number >= 0 (ridge penalty)"),
+    "lambda_": Setting(0.0, is_nonnegative_number, "a number >= 0 (ridge penalty)"),
 }
 
 
-def _sv_count(settings: dict, Y0: np.ndarray) -> tuple[int, str]:
-    """``(k, how it was chosen)`` from the options."""
+def _one_rule(settings: Mapping[str, Any]) -> None:
     if settings["sv_count"] is not None and settings["threshold"] is not None:
-        raise SpecError("estimator 'robust' takes sv_count or threshold, not both; drop one of them")
+        raise ArgumentError("estimator 'robust' takes sv_count or threshold, not both; drop one of them")
+
+
+def _sv_count(settings: Mapping[str, Any], Y0: np.ndarray) -> tuple[int, str]:
+    """``(k, how it was chosen)`` from the options."""
     if settings["sv_count"] is not None:
         return int(settings["sv_count"]), "given"
     if settings["threshold"] is not None:
@@ -148,14 +148,9 @@ def _sv_count(settings: dict, Y0: np.ndarray) -> tuple[int, str]:
     return optimal_sv_count(Y0), "optimal hard threshold"
 
 
-@register_estimator("robust")
-def fit_robust(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("robust", settings=_SETTINGS, check=_one_rule,
+                    chosen_from_data={"sv_count": "sv_count", "threshold": None})
+def fit_robust(design: Design, request: FitRequest) -> Estimate:
     """Robust synthetic control of ``design`` (see the module docstring).
 
     ``extras`` holds ``sv_count``, ``sv_count_chosen_by`` (``"given"``,
@@ -172,8 +167,7 @@ def fit_robust(
     >>> res.extras["sv_count"], round(res.average_effect, 1)
     (4, -7.2)
     """
-    settings = read_options("robust", options, _OPTIONS)
-    refuse_predictor_weights("robust", predictor_weights)
+    settings = request.settings
     y1, Y0, pre = design.outcome[:, 0], design.outcome[:, 1:], design.pre_mask
     k, chosen_by = _sv_count(settings, Y0)
     lambda_ = float(settings["lambda_"])
@@ -186,11 +180,6 @@ def fit_robust(
         ("lambda_", lambda_),
         ("singular_values", tuple(np.linalg.svd(Y0, compute_uv=False).tolist())),
     )
-    return outcome_result(
-        design,
-        weights,
-        estimator="robust",
-        options=options,
-        objective=float(residual @ residual + lambda_ * weights @ weights),
-        details=details,
+    return outcome_estimate(
+        design, weights, objective=float(residual @ residual + lambda_ * weights @ weights), details=details
     )

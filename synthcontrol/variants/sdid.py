@@ -35,16 +35,15 @@ seed. Estimator ``"did"`` is the same estimate with uniform unit and time weight
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import SpecError
-from ..estimators import register_estimator
-from ..results import FitOptions, SynthResult
+from ..estimators import Estimate, FitRequest
+from ..registry import Setting, register_estimator
 from ..spec import Design
 from ..weights import simplex_least_squares
-from ._common import Option, is_nonnegative_number, outcome_result, read_options, refuse_predictor_weights
+from ._common import is_nonnegative_number, outcome_estimate
 
 __all__ = ["SDIDEstimate", "sdid_estimate", "ridge_simplex", "noise_level", "placebo_standard_error", "fit_sdid", "fit_did"]
 
@@ -170,9 +169,9 @@ def placebo_standard_error(
     return float(np.std(estimates)), estimates
 
 
-_OPTIONS = {
-    "se": Option(True, lambda v: isinstance(v, bool), "True or False (compute the placebo standard error)"),
-    "zeta_omega": Option(
+_SE = {"se": Setting(True, lambda v: isinstance(v, bool), "True or False (compute the placebo standard error)")}
+_SDID_SETTINGS = _SE | {
+    "zeta_omega": Setting(
         None, lambda v: v is None or is_nonnegative_number(v), "None (the paper's default) or a number >= 0"
     ),
 }
@@ -191,8 +190,7 @@ def _regularisation(name: str, Y0_pre: np.ndarray, n_post: int, zeta_omega: floa
     return sigma, float(zeta_omega), ZETA_LAMBDA_FACTOR * sigma
 
 
-def _fit(design: Design, options: FitOptions, name: str, uniform: bool) -> SynthResult:
-    settings = read_options(name, options, _OPTIONS if not uniform else {"se": _OPTIONS["se"]})
+def _fit(design: Design, settings: dict, name: str, uniform: bool) -> Estimate:
     y1, Y0 = design.outcome[:, 0], design.outcome[:, 1:]
     pre, post = design.pre_mask, design.post_mask
     sigma, zeta_omega, zeta_lambda = _regularisation(name, Y0[pre], int(post.sum()), settings.get("zeta_omega"))
@@ -211,25 +209,14 @@ def _fit(design: Design, options: FitOptions, name: str, uniform: bool) -> Synth
         se, _ = placebo_standard_error(Y0, pre, post, **zetas)
         details.append(("se", se))
     residual = (y1 - Y0 @ est.unit_weights - est.intercept)[pre]
-    return outcome_result(
-        design,
-        est.unit_weights,
-        estimator=name,
-        options=options,
-        objective=float(est.time_weights @ residual**2),
-        intercept=est.intercept,
+    return outcome_estimate(
+        design, est.unit_weights, objective=float(est.time_weights @ residual**2), intercept=est.intercept,
         details=tuple(details),
     )
 
 
-@register_estimator("sdid")
-def fit_sdid(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("sdid", settings=_SDID_SETTINGS, needs_post_period=True)
+def fit_sdid(design: Design, request: FitRequest) -> Estimate:
     """Synthetic difference-in-differences of ``design``.
 
     Options (``estimator_options``): ``se`` (default True) computes the placebo
@@ -246,18 +233,11 @@ def fit_sdid(
     >>> round(res.average_effect, 1), round(res.extras["tau"], 1)
     (-15.6, -15.6)
     """
-    refuse_predictor_weights("sdid", predictor_weights)
-    return _fit(design, options, "sdid", uniform=False)
+    return _fit(design, request.settings, "sdid", uniform=False)
 
 
-@register_estimator("did")
-def fit_did(
-    design: Design,
-    *,
-    predictor_weights: np.ndarray | None,
-    options: FitOptions,
-    extra_starts: Sequence[np.ndarray] = (),
-) -> SynthResult:
+@register_estimator("did", settings=_SE)
+def fit_did(design: Design, request: FitRequest) -> Estimate:
     """Difference in differences: SDID with uniform unit and time weights.
 
     Option ``se`` (default True) as for ``"sdid"``.
@@ -269,5 +249,4 @@ def fit_did(
     >>> round(sc.fit(sc.datasets.load_smoking(), spec, estimator="did").average_effect, 1)
     -27.3
     """
-    refuse_predictor_weights("did", predictor_weights)
-    return _fit(design, options, "did", uniform=True)
+    return _fit(design, request.settings, "did", uniform=True)

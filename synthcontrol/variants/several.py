@@ -43,78 +43,33 @@ interval ``tau -/+ z_(1 - alpha/2) se``. The placebo draws use ``numpy``'s
 ``default_rng(seed)`` on the donors in a canonical (sorted) order, so the result
 does not depend on row or donor order; R's random numbers differ, so placebo
 standard errors agree with synthdid's only up to simulation noise.
+
+Each cohort is fitted by :mod:`synthcontrol.variants.cohorts`, the standard errors
+are computed by :mod:`synthcontrol.variants.several_errors`.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass, replace
-from typing import Hashable, Iterator, Literal, Mapping
+from typing import Hashable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .._arrays import frozen
+from .._validation import check_choice, check_int, check_number, check_seed
 from ..errors import DonorPoolError, SpecError
 from ..estimators import prepare_designs
-from ..results import Summary, _frozen
+from ..results import Summary
 from ..spec import Design, Spec
-from .sdid import SDIDEstimate, ZETA_LAMBDA_FACTOR, noise_level, ridge_simplex, sdid_estimate
+from .cohorts import CohortFit, fit_cohort
+from .several_errors import jackknife_estimates, jackknife_se, placebo_estimates
 
 __all__ = ["fit_several", "SeveralTreatedResult", "CohortFit", "SEVERAL_ESTIMATORS"]
 
 #: Estimators of :func:`fit_several` (synthdid's three).
 SEVERAL_ESTIMATORS = ("sdid", "sc", "did")
-#: synthdid's ``sc_estimate`` ridge, relative to the noise level.
-SC_ETA_OMEGA = 1e-6
-
-
-@dataclass(frozen=True, eq=False)
-class CohortFit:
-    """One cohort (units sharing a treatment start) fitted as a block.
-
-    Attributes
-    ----------
-    start : hashable
-        The cohort's treatment start.
-    treated, donors, periods : tuple
-    treated_outcome : ndarray, shape (T, N1)
-    donor_outcome : ndarray, shape (T, N0)
-    pre_mask, post_mask : ndarray of bool, shape (T,)
-    estimate : SDIDEstimate
-        Unit weights (over ``donors``), time weights (over the pre-periods), intercept, tau.
-    zeta_omega, zeta_lambda, noise_level : float
-    """
-
-    start: Hashable
-    treated: tuple
-    donors: tuple
-    periods: tuple
-    treated_outcome: np.ndarray
-    donor_outcome: np.ndarray
-    pre_mask: np.ndarray
-    post_mask: np.ndarray
-    estimate: SDIDEstimate
-    zeta_omega: float
-    zeta_lambda: float
-    noise_level: float
-
-    @property
-    def n_cells(self) -> int:
-        """Treated unit-periods, ``N1 * T1``."""
-        return len(self.treated) * int(self.post_mask.sum())
-
-    def unit_effect(self, column: int) -> float:
-        """The estimate for one treated unit with the cohort's weights."""
-        return _contrast(self.treated_outcome[:, column], self.donor_outcome, self.estimate, self.pre_mask, self.post_mask)
-
-    def effect_curve(self) -> np.ndarray:
-        """Per post-period effect of the average treated unit (synthdid_effect_curve)."""
-        gap = self.treated_outcome.mean(axis=1) - self.donor_outcome @ self.estimate.unit_weights
-        return gap[self.post_mask] - self.estimate.time_weights @ gap[self.pre_mask]
-
-
 @dataclass(frozen=True, eq=False)
 class SeveralTreatedResult:
     """Average effect on several treated units, with synthdid's standard errors.
@@ -318,21 +273,21 @@ def fit_several(
     """
     _check_arguments(estimator, standard_error, n_replications, alpha, seed)
     starts = _starts(spec, treatment_starts)
-    cohorts = [_fit_cohort(estimator, *block) for block in _cohort_data(data, spec, starts)]
+    cohorts = [fit_cohort(estimator, *block) for block in _cohort_data(data, spec, starts)]
     weights = np.array([c.n_cells for c in cohorts], dtype=float)
     weights /= weights.sum()
     tau = float(weights @ [c.estimate.tau for c in cohorts])
-    placebo = _placebo_estimates(estimator, cohorts, weights, n_replications, seed)
-    jackknife = _jackknife_estimates(cohorts, weights)
+    placebo = placebo_estimates(estimator, cohorts, weights, n_replications, seed)
+    jackknife = jackknife_estimates(cohorts, weights)
     return SeveralTreatedResult(
         estimator=estimator,
         average_effect=tau,
         cohorts=tuple(cohorts),
-        cohort_weights=_frozen(weights),
+        cohort_weights=frozen(weights),
         se_placebo=float(np.std(placebo)) if placebo.size else float("nan"),
-        se_jackknife=_jackknife_se(jackknife),
-        placebo_estimates=_frozen(placebo),
-        jackknife_estimates=_frozen(jackknife),
+        se_jackknife=jackknife_se(jackknife),
+        placebo_estimates=frozen(placebo),
+        jackknife_estimates=frozen(jackknife),
         standard_error=standard_error,
         alpha=float(alpha),
         n_replications=int(n_replications),
@@ -344,21 +299,11 @@ def fit_several(
 
 
 def _check_arguments(estimator: str, standard_error: str, n_replications: int, alpha: float, seed: int) -> None:
-    checks = {
-        "estimator": (estimator, estimator in SEVERAL_ESTIMATORS, f"one of {SEVERAL_ESTIMATORS}"),
-        "standard_error": (standard_error, standard_error in ("placebo", "jackknife"), "'placebo' or 'jackknife'"),
-        "n_replications": (n_replications, _is_int(n_replications) and n_replications >= 2, "an integer >= 2"),
-        "alpha": (alpha, isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and 0 < alpha < 1,
-                  "a number strictly between 0 and 1"),
-        "seed": (seed, _is_int(seed) and seed >= 0, "an integer >= 0"),
-    }
-    for name, (value, ok, allowed) in checks.items():
-        if not ok:
-            raise SpecError(f"{name}={value!r} is not valid; use {allowed}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    check_choice(estimator, "estimator", SEVERAL_ESTIMATORS)
+    check_choice(standard_error, "standard_error", ("placebo", "jackknife"))
+    check_int(n_replications, "n_replications", minimum=2)
+    check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    check_seed(seed)
 
 
 def _starts(spec: Spec, treatment_starts: Mapping[Hashable, Hashable] | None) -> dict:
@@ -420,142 +365,4 @@ def _shared(designs: dict[Hashable, Design], start: Hashable) -> tuple:
     Y1 = np.column_stack([d.outcome[:, 0] for d in designs.values()])
     return donors, first.periods, first.pre_mask, first.post_mask, Y1, first.outcome[:, order]
 
-
-def _fit_cohort(estimator: str, start: Hashable, units: list, shared: tuple) -> CohortFit:
-    donors, periods, pre, post, Y1, Y0 = shared
-    if pre.sum() < 2:
-        raise SpecError(
-            f"the cohort starting {start!r} has {int(pre.sum())} pre-treatment period(s) in the fit "
-            "window; the noise level of the regularisation needs at least two: widen fit_window"
-        )
-    sigma = noise_level(Y0[pre])
-    zeta_omega, zeta_lambda = _zetas(estimator, sigma, len(units), int(post.sum()))
-    estimate = _estimate(estimator, Y1.mean(axis=1), Y0, pre, post, zeta_omega, zeta_lambda)
-    estimate = replace(estimate, unit_weights=_frozen(estimate.unit_weights), time_weights=_frozen(estimate.time_weights))
-    for mask in (pre, post):
-        mask.setflags(write=False)  # fresh arrays of the design, now owned by the result
-    return CohortFit(
-        start=start, treated=tuple(units), donors=donors, periods=periods,
-        treated_outcome=_frozen(Y1), donor_outcome=_frozen(Y0),
-        pre_mask=pre, post_mask=post, estimate=estimate,
-        zeta_omega=zeta_omega, zeta_lambda=zeta_lambda, noise_level=sigma,
-    )
-
-
-def _zetas(estimator: str, sigma: float, n_treated: int, n_post: int) -> tuple[float, float]:
-    """synthdid's default ``(zeta_omega, zeta_lambda)``."""
-    if estimator == "sdid":
-        return (n_treated * n_post) ** 0.25 * sigma, ZETA_LAMBDA_FACTOR * sigma
-    if estimator == "sc":
-        return SC_ETA_OMEGA * sigma, 0.0
-    return 0.0, 0.0
-
-
-def _estimate(
-    estimator: str, y1: np.ndarray, Y0: np.ndarray, pre: np.ndarray, post: np.ndarray,
-    zeta_omega: float, zeta_lambda: float,
-) -> SDIDEstimate:
-    """One block estimate of the average treated unit ``y1``."""
-    if estimator != "sc":
-        return sdid_estimate(y1, Y0, pre, post, zeta_omega=zeta_omega, zeta_lambda=zeta_lambda,
-                             uniform=estimator == "did")
-    omega = ridge_simplex(Y0[pre], y1[pre], zeta_omega, intercept=False)
-    estimate = SDIDEstimate(0.0, omega, np.zeros(int(pre.sum())), 0.0)
-    return replace(estimate, tau=_contrast(y1, Y0, estimate, pre, post))
-
-
-def _contrast(y1: np.ndarray, Y0: np.ndarray, estimate: SDIDEstimate, pre: np.ndarray, post: np.ndarray) -> float:
-    """The weighted difference in differences with fixed weights."""
-    gap = y1 - Y0 @ estimate.unit_weights
-    return float(gap[post].mean() - estimate.time_weights @ gap[pre])
-
-
-def _placebo_estimates(
-    estimator: str, cohorts: list[CohortFit], weights: np.ndarray, n_replications: int, seed: int
-) -> np.ndarray:
-    """Algorithm 4 on the stacked estimator: pseudo-treated cohorts drawn from the donors."""
-    sizes = [len(c.treated) for c in cohorts]
-    n_donors = len(cohorts[0].donors)
-    if n_donors <= sum(sizes):
-        return np.array([])  # synthdid: "must have more controls than treated units"
-    estimates = []
-    for controls, pseudo in _assignments(n_donors, sizes, n_replications, seed):
-        taus = [
-            _estimate(estimator, c.donor_outcome[:, p].mean(axis=1), c.donor_outcome[:, controls],
-                      c.pre_mask, c.post_mask, c.zeta_omega, c.zeta_lambda).tau
-            for c, p in zip(cohorts, pseudo)
-        ]
-        estimates.append(weights @ taus)
-    return np.array(estimates)
-
-
-def _assignments(n_donors: int, sizes: list[int], n_replications: int, seed: int) -> Iterator[tuple]:
-    """``(controls, pseudo-treated per cohort)`` index arrays of the placebo draws.
-
-    When there are at most ``n_replications`` distinct assignments (a single
-    treated unit: one per donor) each is used once, the exact limit of Algorithm 4
-    as the number of draws grows; otherwise ``n_replications`` random shuffles.
-    """
-    n_controls = n_donors - sum(sizes)
-    count = math.comb(n_donors, n_controls) * math.factorial(sum(sizes))
-    count //= math.prod(math.factorial(size) for size in sizes)
-    if count <= n_replications:
-        yield from _every_assignment(tuple(range(n_donors)), sizes)
-        return
-    rng = np.random.default_rng(seed)
-    for _ in range(n_replications):
-        order = rng.permutation(n_donors)
-        cuts = np.cumsum([n_controls, *sizes])
-        yield order[:n_controls], [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-
-
-def _every_assignment(pool: tuple, sizes: list[int]) -> Iterator[tuple]:
-    """Every split of ``pool`` into controls and cohorts of the given sizes."""
-    if not sizes:
-        yield np.array(pool), []
-        return
-    for chosen in itertools.combinations(pool, sizes[0]):
-        rest = tuple(i for i in pool if i not in chosen)
-        for controls, others in _every_assignment(rest, sizes[1:]):
-            yield controls, [np.array(chosen), *others]
-
-
-def _jackknife_estimates(cohorts: list[CohortFit], weights: np.ndarray) -> np.ndarray:
-    """Algorithm 3 with fixed weights: the stacked estimate without each unit in turn.
-
-    Empty when undefined: a single treated unit, or a cohort whose unit weights sit
-    on one donor (synthdid returns NA in both cases).
-    """
-    n_treated = sum(len(c.treated) for c in cohorts)
-    if n_treated < 2 or any(np.count_nonzero(c.estimate.unit_weights) < 2 for c in cohorts):
-        return np.array([])
-    estimates = [_stacked_without(cohorts, weights, donor=j) for j in range(len(cohorts[0].donors))]
-    for k, cohort in enumerate(cohorts):
-        estimates += [_stacked_without(cohorts, weights, treated=(k, i)) for i in range(len(cohort.treated))]
-    return np.array(estimates)
-
-
-def _stacked_without(
-    cohorts: list[CohortFit], weights: np.ndarray, donor: int | None = None, treated: tuple | None = None
-) -> float:
-    """Fixed-weight stacked estimate with one donor or one treated unit left out."""
-    taus, kept = [], []
-    for k, (cohort, weight) in enumerate(zip(cohorts, weights)):
-        Y1, Y0, est = cohort.treated_outcome, cohort.donor_outcome, cohort.estimate
-        if treated is not None and treated[0] == k:
-            if Y1.shape[1] == 1:
-                continue  # the cohort loses its only treated unit and leaves the average
-            Y1 = np.delete(Y1, treated[1], axis=1)
-            weight = weight * Y1.shape[1] / cohort.treated_outcome.shape[1]
-        if donor is not None:
-            omega = np.delete(est.unit_weights, donor)
-            Y0, est = np.delete(Y0, donor, axis=1), replace(est, unit_weights=omega / omega.sum())
-        taus.append(_contrast(Y1.mean(axis=1), Y0, est, cohort.pre_mask, cohort.post_mask))
-        kept.append(weight)
-    return float(np.dot(kept, taus) / np.sum(kept))
-
-
-def _jackknife_se(estimates: np.ndarray) -> float:
-    n = estimates.size
-    return float(np.sqrt((n - 1) / n * np.sum((estimates - estimates.mean()) ** 2))) if n else float("nan")
 

@@ -27,7 +27,10 @@ So ``w* = u / sum(u)`` with no penalty constant to tune. The NNLS problem is sol
 by a compiled Lawson-Hanson active set (:mod:`synthcontrol.weights._kernels`),
 warm-started from the last solution during a search. An independent cvxpy
 formulation, :func:`solve_weights_cvxpy`, is the reference of the tests and the
-fallback.
+fallback. Every variant estimator solves its simplex problems with the same
+helpers: :func:`simplex_least_squares`, and :func:`simplex_qp` when the objective
+has a linear term; :mod:`synthcontrol.weights.solvers` is the one place that
+chooses and calls external solvers (cvxpy's, Clarabel).
 
 The outer problem is searched from several starts (equal weights, the regression-based
 start of R's Synth, every vertex and edge midpoint of the simplex, seeded random
@@ -70,8 +73,10 @@ from __future__ import annotations
 
 from .inner import (
     InnerSolution,
+    discrepancy,
     outcome_loss,
     simplex_least_squares,
+    simplex_qp,
     solve_inner,
     solve_weights,
     solve_weights_cvxpy,
@@ -92,6 +97,8 @@ __all__ = [
     "solve_inner",
     "solve_weights_cvxpy",
     "simplex_least_squares",
+    "simplex_qp",
+    "discrepancy",
     "outcome_loss",
     "regression_start",
     "optimal_face_tiebreak",

@@ -3,7 +3,9 @@
 :func:`simplex_least_squares` is the exact solver (the compiled active set of
 :mod:`synthcontrol.weights._kernels` on the NNLS reduction); :func:`solve_weights_cvxpy`
 is an independent cvxpy formulation, the reference of the tests and the fallback
-when the active set breaks down.
+when the active set breaks down. :func:`simplex_qp` adds a linear term to the
+objective (the penalised synthetic control's), solved exactly by a primal active set
+on the KKT system; every variant estimator solves its simplex problems here.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import numpy as np
 
 from ..errors import SolverError
 from . import _kernels
+from .solvers import simplex_qp_cvxpy
 
 __all__ = [
     "InnerSolution",
     "simplex_least_squares",
+    "simplex_qp",
+    "discrepancy",
     "solve_weights_cvxpy",
     "solve_inner",
     "solve_weights",
@@ -142,9 +147,14 @@ def _power_of_two(scale: float) -> float:
     return float(np.ldexp(1.0, int(np.frexp(scale)[1])))
 
 
-def _discrepancy(x1: FloatArray, X0: FloatArray, v: FloatArray) -> FloatArray:
-    """``sqrt(v) * (X0 - x1)``: the weighted predictor gap of every donor."""
+def discrepancy(x1: FloatArray, X0: FloatArray, v: FloatArray) -> FloatArray:
+    """``sqrt(v) * (X0 - x1)``: the weighted predictor gap of every donor (column ``j``
+    is donor ``j``'s), so that the inner objective is ``|C w|^2``."""
+    x1, X0, v = (np.asarray(a, dtype=float) for a in (x1, X0, v))
     return np.sqrt(v)[:, None] * (X0 - x1[:, None])
+
+
+_discrepancy = discrepancy  # the name synthcontrol.weights.search imports
 
 
 def solve_weights_cvxpy(
@@ -159,7 +169,7 @@ def solve_weights_cvxpy(
     v : ndarray, shape (K,)
         Non-negative predictor weights.
     solver : str, optional
-        A cvxpy solver name; default Clarabel, then OSQP if Clarabel is missing.
+        A cvxpy solver name; default :func:`~synthcontrol.weights.solvers.qp_solver`.
 
     Returns
     -------
@@ -173,30 +183,103 @@ def solve_weights_cvxpy(
     >>> np.round(w, 6)
     array([0.5, 0.5])
     """
-    import cvxpy as cp
-
-    C = _discrepancy(np.asarray(x1, float), np.asarray(X0, float), np.asarray(v, float))
-    scale = float(np.max(np.abs(C))) or 1.0
-    w = cp.Variable(C.shape[1], nonneg=True)
-    problem = cp.Problem(cp.Minimize(cp.sum_squares((C / scale) @ w)), [cp.sum(w) == 1])
-    chosen = solver or ("CLARABEL" if "CLARABEL" in cp.installed_solvers() else "OSQP")
-    problem.solve(solver=chosen)
-    if w.value is None or problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-        raise SolverError(f"cvxpy solver {chosen} failed on the weighting problem: {problem.status}")
-    return clean_simplex(np.maximum(np.asarray(w.value, float), 0.0))
+    return simplex_qp_cvxpy(discrepancy(x1, X0, v), solver=solver)
 
 
-#: Weights below this share of the largest are round-off of a solver and set to zero.
-WEIGHT_FLOOR = 1e-12
+def simplex_qp(C: FloatArray, c: FloatArray | None = None) -> FloatArray:
+    """Minimise ``|C w|^2 + c'w`` over the probability simplex, exactly.
+
+    Without a linear term (or a constant one, which adds the same to every point
+    of the simplex) this is :func:`simplex_least_squares`. With one, a primal
+    active set starts from the best single donor: on the current support the KKT
+    system of the equality-constrained problem is solved; a step that would leave
+    the simplex stops where the first weight reaches zero (that donor leaves), and
+    a donor whose gradient undercuts the support's enters. The answer is returned
+    only if it passes the KKT conditions on every donor, otherwise the cvxpy model
+    (:func:`~synthcontrol.weights.solvers.simplex_qp_cvxpy`) solves it.
+
+    Parameters
+    ----------
+    C : ndarray, shape (M, J)
+    c : ndarray, shape (J,), optional
+
+    Returns
+    -------
+    ndarray, shape (J,)
+        Weights on the simplex (a basic solution when there are several).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = np.array([[-1.0, 1.0, 0.2]])
+    >>> np.round(simplex_qp(C[:, :2]), 3)       # no linear term: simplex least squares
+    array([0.5, 0.5])
+    >>> np.round(simplex_qp(C, np.array([1.0, 1.0, 0.0])), 3)   # penalised towards the third
+    array([0., 0., 1.])
+    """
+    C = np.asarray(C, dtype=float)
+    if c is None or np.ptp(np.asarray(c, dtype=float)) == 0.0:
+        return simplex_least_squares(C)[0]
+    c = np.asarray(c, dtype=float)
+    scale = float(np.max(np.abs(C))) ** 2
+    if scale == 0.0:  # every point has the same |C w|: the cheapest donors, equally
+        cheapest = c == c.min()
+        return cheapest / cheapest.sum()
+    C_unit, c_unit = C / np.sqrt(scale), c / scale
+    w = _active_set(C_unit, c_unit, _best_vertex(C_unit, c_unit))
+    return w if w is not None else simplex_qp_cvxpy(C, c)
 
 
-def clean_simplex(u: FloatArray) -> FloatArray:
-    """Renormalise a non-negative vector onto the simplex, zeroing round-off."""
-    u = np.where(u > WEIGHT_FLOOR * float(np.max(u)), u, 0.0)
-    total = u.sum()
-    if not np.isfinite(total) or total <= 0.0:
-        raise SolverError("the solver returned no usable weights (all zero or NaN)")
-    return u / total
+def _best_vertex(C: FloatArray, c: FloatArray) -> FloatArray:
+    """All weight on the donor with the lowest objective alone: a feasible start
+    (a penalised solution is sparse, so few donors enter)."""
+    w = np.zeros(C.shape[1])
+    w[int(np.argmin(np.sum(C**2, axis=0) + c))] = 1.0
+    return w
+
+
+def _active_set(C: FloatArray, c: FloatArray, w: FloatArray) -> FloatArray | None:
+    """Primal active-set iterations from the feasible ``w`` to the exact optimum of
+    ``|C w|^2 + c'w``; None if they do not end in a point that passes the KKT check."""
+    support = list(np.flatnonzero(w > 0))
+    for _ in range(4 * C.shape[1]):
+        target = np.zeros_like(w)
+        target[support] = _kkt_weights(C[:, support], c[support])
+        step = target - w
+        shrinking = [i for i in support if step[i] < 0]
+        alpha = min([1.0] + [-w[i] / step[i] for i in shrinking])
+        w = w + alpha * step
+        if alpha < 1.0:
+            support = [i for i in support if w[i] > 1e-14]
+            w[[i for i in range(w.size) if i not in support]] = 0.0
+            continue
+        gradient = 2.0 * C.T @ (C @ w) + c
+        outside = [i for i in range(w.size) if i not in support]
+        level = float(np.max(gradient[support]))
+        if not outside or gradient[outside].min() >= level - 1e-12 * (1.0 + abs(level)):
+            break
+        support.append(outside[int(np.argmin(gradient[outside]))])
+    return w if _is_optimal(C, c, w) else None
+
+
+def _kkt_weights(C_S: FloatArray, c_S: FloatArray) -> FloatArray:
+    """Stationary point of ``|C_S w|^2 + c_S'w`` subject to ``sum(w) = 1``."""
+    n = C_S.shape[1]
+    kkt = np.zeros((n + 1, n + 1))
+    kkt[:n, :n] = 2.0 * C_S.T @ C_S
+    kkt[:n, n] = 1.0
+    kkt[n, :n] = 1.0
+    return np.linalg.lstsq(kkt, np.append(-c_S, 1.0), rcond=None)[0][:n]
+
+
+def _is_optimal(C: FloatArray, c: FloatArray, w: FloatArray) -> bool:
+    """KKT on the simplex: ``w >= 0``, sums to one, gradient minimal on the support."""
+    gradient = 2.0 * C.T @ (C @ w) + c
+    tol = 1e-9 * (1.0 + float(np.max(np.abs(gradient))))
+    if np.any(w < -tol) or abs(w.sum() - 1.0) > 1e-9:
+        return False
+    support = w > tol
+    return bool(support.any()) and float(np.min(gradient)) >= float(np.max(gradient[support])) - tol
 
 
 def solve_inner(x1: FloatArray, X0: FloatArray, v: FloatArray) -> InnerSolution:
@@ -205,7 +288,7 @@ def solve_inner(x1: FloatArray, X0: FloatArray, v: FloatArray) -> InnerSolution:
     The exact active set is tried first; if it breaks down the cvxpy formulation is
     used and the returned ``method`` says so.
     """
-    C = _discrepancy(x1, X0, v)
+    C = discrepancy(x1, X0, v)
     try:
         w, objective = simplex_least_squares(C)
         method = "nnls"

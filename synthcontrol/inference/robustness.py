@@ -10,11 +10,12 @@ from typing import Callable, Hashable
 import numpy as np
 import pandas as pd
 
-from .._validation import check_directory, check_n_jobs, check_number, check_progress
+from .._validation import check_number
 from ..errors import ArgumentError
 from ..results import Summary, SynthResult
-from ._common import Refit, check_result, frozen, open_checkpoint, refit, rmspe
-from .runner import RunLog, run_tasks
+from ._common import Execution, Refit, check_result, frozen, refit, rmspe
+from .plots import plot_leave_one_out
+from .runner import RunLog
 
 __all__ = ["leave_one_out", "LeaveOneOutResult"]
 
@@ -116,8 +117,6 @@ class LeaveOneOutResult:
 
     def plot(self, ax=None):
         """Original and leave-one-out synthetic paths; returns the Axes."""
-        from .plots import plot_leave_one_out
-
         return plot_leave_one_out(self, ax=ax)
 
 
@@ -149,19 +148,19 @@ def leave_one_out(
 
     Examples
     --------
+    Leave out each donor of a California fit on its outcome lags:
+
     >>> import synthcontrol as sc
-    >>> spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
-    ...                predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)],
-    ...                donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"])
-    >>> res = sc.fit(sc.datasets.load_smoking(), spec)
+    >>> smoking = sc.datasets.load_smoking()
+    >>> res = sc.fit(smoking, sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+    ...                               donors=["Utah", "Nevada", "Montana", "Colorado", "Idaho"]))
     >>> loo = sc.leave_one_out(res)
     >>> list(loo.table.index[1:]) == list(res.weights[res.weights > 1e-6].sort_values(ascending=False).index)
     True
     """
     result = check_result(result, "leave_one_out", min_donors=3)
     min_weight = check_number(min_weight, "min_weight", low=0.0, high=1.0, low_open=True, high_open=True)
-    n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
-    checkpoint_dir = check_directory(checkpoint_dir, "checkpoint_dir")
+    execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     weights = result.weights[result.weights > min_weight].sort_values(ascending=False, kind="stable")
     if weights.empty:
         raise ArgumentError(
@@ -173,10 +172,8 @@ def leave_one_out(
         Refit(design=result.design, options=result.options, drop=(donor,), predictor_weights=v)
         for donor in weights.index
     ]
-    keys = [f"without:{donor}" for donor in weights.index]
-    checkpoint = open_checkpoint(checkpoint_dir, "leave_one_out", jobs, keys)
-    records, log = run_tasks(refit, jobs, n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
-                             description=f"leave-one-out of {result.treated}")
+    records, log = execution.map(refit, jobs, kind="leave_one_out", keys=[f"without:{d}" for d in weights.index],
+                                 description=f"leave-one-out of {result.treated}")
     design = result.design
     return LeaveOneOutResult(
         treated=result.treated,

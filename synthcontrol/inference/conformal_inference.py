@@ -27,12 +27,14 @@ through :func:`~synthcontrol.estimators.fit_design` with the result's own option
   in 2 of 8 no-effect panels). Such results get an
   :class:`~synthcontrol.errors.InferenceWarning`; the p-values are then valid only
   approximately (when the estimator predicts the counterfactual consistently).
-* Tuning parameters chosen from the data stay at the original fit's choice
-  (:data:`HELD_FIXED`: ``augmented`` and ``penalized`` ``lambda``, ``robust``
-  ``sv_count``), as augsynth holds its cross-validated ``lambda`` in its refits.
-* ``sdid`` is refused: its time weights target the post-period, which a null refit
-  moves into the pre-period, so the estimator is undefined there; use
-  :func:`~synthcontrol.inference.placebo_test` or its ``extras["se"]``.
+* Tuning parameters chosen from the data stay at the original fit's choice (each
+  estimator declares them in :mod:`synthcontrol.registry`: ``augmented`` and
+  ``penalized`` ``lambda``, ``robust`` ``sv_count``), as augsynth holds its
+  cross-validated ``lambda`` in its refits.
+* Estimators whose weights depend on the post-period are refused (``sdid``: its time
+  weights target the post-period, which a null refit moves into the pre-period, so
+  the estimator is undefined there); use :func:`~synthcontrol.inference.placebo_test`
+  or ``extras["se"]``.
 
 A test inversion refits the estimator dozens of times per post period. A full
 predictor-weight search costs tenths of a second on California, so by default the
@@ -68,33 +70,16 @@ from typing import Callable, Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_number, check_progress
+from .._validation import check_bool, check_int, check_number
 from ..errors import InferenceWarning, SpecError
-from ..estimators import fit_design
-from ..results import FitOptions, Summary, SynthResult
-from ..spec import Design, _is_constant
-from ..weights import simplex_least_squares
-from ._common import check_result, design_parts, frozen, open_checkpoint
-from .runner import RunLog, run_tasks
+from ..options import FitOptions
+from ..results import Summary, SynthResult
+from ._common import Execution, check_result, design_parts, frozen
+from .conformal_test import NullFits, block_p_value, conformal_p_value, null_design, null_task
+from .plots import plot_conformal
+from .runner import RunLog
 
 __all__ = ["conformal", "ConformalResult", "conformal_p_value", "block_p_value", "null_design", "refit_options"]
-
-#: Estimators conformal inference cannot refit under the null, with the reason.
-REFUSED = {
-    "sdid": "its time weights target the post-period, which a conformal refit moves into the "
-    "pre-period, so the estimator is undefined under the null; use placebo_test (or "
-    "result.extras['se']) instead",
-}
-#: Tuning parameters an estimator chooses from the data, held at the original fit's
-#: choice in every null refit, as augsynth holds its cross-validated ``lambda``
-#: (``extra_args$lambda``): estimator -> {option: extras key, or None to unset it}.
-HELD_FIXED = {
-    "augmented": {"lambda_": "lambda_"},
-    "penalized": {"lambda_": "lambda_"},
-    "robust": {"sv_count": "sv_count", "threshold": None},
-}
-_MAX_DOUBLINGS = 12  # outward search: up to 4096 times the grid's half-width
-_REFINE = 1e-3  # bisection stops when a bound is known to this share of the grid's width
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,148 +189,7 @@ class ConformalResult:
 
     def plot(self, ax=None):
         """Estimates with their confidence bands; returns the Axes."""
-        from .plots import plot_conformal
-
         return plot_conformal(self, ax=ax)
-
-
-def block_p_value(residuals: np.ndarray, n_post: int) -> float:
-    """Moving-block p-value of the last ``n_post`` residuals (``S_1`` statistic).
-
-    Examples
-    --------
-    >>> block_p_value(np.array([0.1, -0.2, 0.1, 0.15, 3.0]), 1)
-    0.2
-    """
-    u = np.abs(np.asarray(residuals, dtype=float))
-    T = u.size
-    # S_1 of every cyclic shift: the sum of |u| over the post block moved by j.
-    shifted = np.array([u[(np.arange(T - n_post, T) + j) % T].sum() for j in range(T)])
-    return float(np.mean(shifted >= shifted[0] * (1 - 1e-12)))
-
-
-def conformal_p_value(y: np.ndarray, Z: np.ndarray, n_post: int) -> float:
-    """Moving-block p-value that the last ``n_post`` rows of ``y`` follow the
-    outcome-only synthetic control of ``Z`` fitted on every row (the estimator of
-    Chernozhukov, Wuethrich and Zhu's synthetic control example).
-
-    Parameters
-    ----------
-    y : ndarray, shape (T,)
-        Treated outcome, with the hypothesised effect already subtracted from the
-        last ``n_post`` rows.
-    Z : ndarray, shape (T, J)
-        Donor outcomes.
-    n_post : int
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> Z = rng.normal(size=(20, 4))
-    >>> y = Z @ np.array([0.5, 0.5, 0, 0]) + 0.1 * rng.normal(size=20)
-    >>> conformal_p_value(y, Z, 1) > 0.05
-    True
-    >>> y[-1] += 10
-    >>> conformal_p_value(y, Z, 1)
-    0.05
-    """
-    w, _ = simplex_least_squares(Z - y[:, None])
-    return block_p_value(y - Z @ w, n_post)
-
-
-def null_design(design: Design, rows: Sequence[int], n_tested: int, theta: float) -> Design:
-    """``design`` under the null that the effect is ``theta`` in its last ``n_tested`` rows.
-
-    Only ``rows`` are kept (the pre-period, then the tested post-periods), all in
-    the fit window and none in the post-period; the treated outcome of the tested
-    rows is lowered by ``theta``. With the default spec (outcome lags as
-    predictors) the predictors are the outcome over the new fit window.
-    """
-    rows = np.asarray(rows)
-    outcome = design.outcome[rows].copy()
-    outcome[rows.size - n_tested :, 0] -= theta
-    periods = tuple(design.periods[i] for i in rows)
-    null = replace(
-        design,
-        periods=periods,
-        outcome=outcome,
-        fit_mask=np.ones(rows.size, dtype=bool),
-        post_mask=np.zeros(rows.size, dtype=bool),
-    )
-    if design.spec.predictors:
-        return null
-    varying = [i for i in range(rows.size) if not _is_constant(outcome[i])]
-    labels = tuple(f"{design.spec.outcome}({periods[i]})" for i in varying)
-    return replace(null, predictor_labels=labels, predictors=outcome[varying])
-
-
-@dataclass(frozen=True)
-class _NullFits:
-    """What a worker needs to refit one period's nulls (or the joint null)."""
-
-    design: Design
-    options: FitOptions
-    predictor_weights: tuple | None
-    rows: tuple
-    n_tested: int
-    alpha: float
-    grid: tuple
-    searchable: bool
-    extra_starts: tuple = ()
-
-
-def _p_value(job: _NullFits, theta: float) -> float:
-    design = null_design(job.design, job.rows, job.n_tested, theta)
-    v = None if job.predictor_weights is None else np.asarray(job.predictor_weights)
-    starts = tuple(np.asarray(start) for start in job.extra_starts)
-    fit = fit_design(design, predictor_weights=v, options=job.options, extra_starts=starts)
-    residuals = design.outcome[:, 0] - design.outcome[:, 1:] @ fit.solution.weights - fit.intercept
-    return block_p_value(residuals, job.n_tested)
-
-
-def _joint_task(job: _NullFits) -> dict:
-    return {"p_zero": _p_value(job, 0.0)}
-
-
-def _period_task(job: _NullFits) -> dict:
-    """P-value of zero effect, the grid's p-values and both interval bounds."""
-    grid = np.asarray(job.grid)
-    p_grid = np.array([_p_value(job, theta) for theta in grid])
-    accepted = np.flatnonzero(p_grid > job.alpha)
-    if not job.searchable:
-        bounds = (-np.inf, np.inf)
-    elif accepted.size == 0:
-        bounds = (np.nan, np.nan)  # nothing accepted on the grid: an empty set as far as seen
-    else:
-        bounds = (_bound(job, grid, p_grid, accepted[0], -1), _bound(job, grid, p_grid, accepted[-1], 1))
-    return {"p_zero": _p_value(job, 0.0), "p_grid": p_grid.tolist(), "bounds": list(map(float, bounds))}
-
-
-def _bound(job: _NullFits, grid: np.ndarray, p_grid: np.ndarray, edge: int, side: int) -> float:
-    """Outer bound on one side: the first rejected effect beyond the accepted ``edge``,
-    found on the grid or by doubling outward, then tightened by bisection."""
-    width = grid[-1] - grid[0]
-    inside, outside = grid[edge], None
-    if 0 <= edge + side < grid.size:
-        outside = grid[edge + side]
-    else:
-        step = width / 2
-        for _ in range(_MAX_DOUBLINGS):
-            candidate = inside + side * step
-            if _p_value(job, candidate) <= job.alpha:
-                outside = candidate
-                break
-            inside, step = candidate, 2 * step
-    if outside is None:
-        return side * np.inf
-    while abs(outside - inside) > _REFINE * width:
-        middle = (inside + outside) / 2
-        if _p_value(job, middle) > job.alpha:
-            inside = middle
-        else:
-            outside = middle
-    return float(outside)
 
 
 def conformal(
@@ -409,58 +253,35 @@ def conformal(
     (0.05, 8)
     """
     result = check_result(result, "conformal")
-    alpha, n_grid, n_jobs, checkpoint_dir, progress = _check_arguments(
-        result, alpha, n_grid, grid, full_search, n_jobs, checkpoint_dir, progress
-    )
+    alpha, n_grid = _check_arguments(result, alpha, n_grid, grid, full_search)
+    execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     design = result.design
     pre, post = np.flatnonzero(design.pre_mask), np.flatnonzero(design.post_mask)
     gap = result.path["gap"].to_numpy()
     min_p = 1.0 / (pre.size + 1)
-    searchable = alpha >= min_p
-    if not searchable:
-        warnings.warn(
-            f"alpha={alpha} is below the smallest p-value attainable with {pre.size} pre-periods "
-            f"(1/{pre.size + 1} = {min_p:.4g}): no effect can be rejected, so every interval is "
-            "the whole line; use alpha >= that, or a longer pre-period",
-            InferenceWarning,
-            stacklevel=2,
-        )
-    if design.spec.predictors and result.extras.get("predictors_used", True):
-        warnings.warn(
-            f"conformal inference for {result.treated!r}: the {result.estimator!r} fit matches on "
-            "predictors measured in particular pre-periods, so the null refits do not treat the "
-            "tested periods like the pre-periods and the p-values are exact only for estimators "
-            "symmetric in time; prefer the default spec (outcome lags), an outcome-only estimator "
-            "or placebo_test",
-            InferenceWarning,
-            stacklevel=2,
-        )
+    _warn_if_inexact(result, alpha, pre.size)
     grids = _grids(grid, n_grid, gap[post], gap[pre])
-    v = tuple(result.solution.predictor_weights.tolist()) if result.predictor_weights_given else None
-    options = refit_options(result, full_search)
-    # The original predictor weights start the local search where the predictors stay.
-    warm = (tuple(result.solution.predictor_weights.tolist()),) if design.spec.predictors and v is None else ()
-    common = {"design": design, "options": options, "predictor_weights": v, "alpha": float(alpha),
-              "searchable": searchable, "extra_starts": () if full_search else warm}
-    jobs = [_NullFits(rows=(*pre, t), n_tested=1, grid=tuple(g), **common) for t, g in zip(post, grids)]
-    joint = _NullFits(rows=(*pre, *post), n_tested=post.size, grid=(), **common)
+    jobs = _null_fits(result, grids, alpha >= min_p, float(alpha), full_search)
     periods = tuple(np.array(design.periods, dtype=object)[post].tolist())
-    keys = [f"conformal:{p}" for p in periods] + ["conformal:joint"]
-    parts = [*design_parts(design), options, v, common["extra_starts"], float(alpha), frozen(grids)]
-    checkpoint = open_checkpoint(checkpoint_dir, "conformal", parts, keys)
-    records, log = run_tasks(_task, [*jobs, joint], n_jobs=n_jobs, checkpoint=checkpoint, progress=progress,
-                             description=f"conformal inference for {result.treated}")
+    first = jobs[0]
+    records, log = execution.map(
+        null_task, jobs, kind="conformal", keys=[*(f"conformal:{p}" for p in periods), "conformal:joint"],
+        description=f"conformal inference for {result.treated}",
+        fingerprint_parts=[*design_parts(design), first.options, first.predictor_weights, first.extra_starts,
+                           float(alpha), frozen(grids)],
+    )
+    per_period = records[:-1]
     return ConformalResult(
         treated=result.treated,
         estimator=result.estimator,
         post_periods=periods,
         estimates=frozen(gap[post]),
-        p_values=frozen([r["p_zero"] for r in records[:-1]]),
+        p_values=frozen([r["p_zero"] for r in per_period]),
         joint_p_value=float(records[-1]["p_zero"]),
         grid=frozen(grids),
-        grid_p_values=frozen([r["p_grid"] for r in records[:-1]]),
-        lower=frozen([r["bounds"][0] for r in records[:-1]]),
-        upper=frozen([r["bounds"][1] for r in records[:-1]]),
+        grid_p_values=frozen([r["p_grid"] for r in per_period]),
+        lower=frozen([r["bounds"][0] for r in per_period]),
+        upper=frozen([r["bounds"][1] for r in per_period]),
         alpha=float(alpha),
         min_p_value=min_p,
         time=design.spec.time,
@@ -471,7 +292,7 @@ def conformal(
 def refit_options(result: SynthResult, full_search: bool = False) -> FitOptions:
     """The options of the null refits: the result's own, with its data-chosen tuning
     parameters held fixed and, unless ``full_search``, a local predictor-weight search."""
-    held = HELD_FIXED.get(result.estimator, {})
+    held = result.options.entry.chosen_from_data
     extras = result.extras
     fixed = {option: None if key is None else extras[key] for option, key in held.items()}
     merged = dict(result.options.estimator_options) | fixed
@@ -479,29 +300,56 @@ def refit_options(result: SynthResult, full_search: bool = False) -> FitOptions:
     return options if full_search else replace(options, n_random_starts=0, n_local=1, n_polish=0)
 
 
-def _task(job: _NullFits) -> dict:
-    """A runner task: the joint test (no grid) or one period's test inversion."""
-    return _joint_task(job) if not job.grid else _period_task(job)
+def _null_fits(result: SynthResult, grids: np.ndarray, searchable: bool, alpha: float,
+               full_search: bool) -> list[NullFits]:
+    """One task per post period (its test inversion), then the joint test."""
+    design = result.design
+    pre, post = np.flatnonzero(design.pre_mask), np.flatnonzero(design.post_mask)
+    v = tuple(result.solution.predictor_weights.tolist()) if result.predictor_weights_given else None
+    # The original predictor weights start the local search where the predictors stay.
+    warm = (tuple(result.solution.predictor_weights.tolist()),) if design.spec.predictors and v is None else ()
+    common = {"design": design, "options": refit_options(result, full_search), "predictor_weights": v,
+              "alpha": alpha, "searchable": searchable, "extra_starts": () if full_search else warm}
+    jobs = [NullFits(rows=(*pre, t), n_tested=1, grid=tuple(g), **common) for t, g in zip(post, grids)]
+    return [*jobs, NullFits(rows=(*pre, *post), n_tested=post.size, grid=(), **common)]
+
+
+def _warn_if_inexact(result: SynthResult, alpha: float, n_pre: int) -> None:
+    """Warn when no effect can be rejected, or when the estimator is not symmetric in time."""
+    min_p = 1.0 / (n_pre + 1)
+    if alpha < min_p:
+        warnings.warn(
+            f"alpha={alpha} is below the smallest p-value attainable with {n_pre} pre-periods "
+            f"(1/{n_pre + 1} = {min_p:.4g}): no effect can be rejected, so every interval is "
+            "the whole line; use alpha >= that, or a longer pre-period",
+            InferenceWarning,
+            stacklevel=3,
+        )
+    if result.design.spec.predictors and result.uses_predictor_weights:
+        warnings.warn(
+            f"conformal inference for {result.treated!r}: the {result.estimator!r} fit matches on "
+            "predictors measured in particular pre-periods, so the null refits do not treat the "
+            "tested periods like the pre-periods and the p-values are exact only for estimators "
+            "symmetric in time; prefer the default spec (outcome lags), an outcome-only estimator "
+            "or placebo_test",
+            InferenceWarning,
+            stacklevel=3,
+        )
 
 
 def _check_arguments(
-    result: SynthResult,
-    alpha: object,
-    n_grid: object,
-    grid: Sequence[float] | None,
-    full_search: object,
-    n_jobs: object,
-    checkpoint_dir: object,
-    progress: object,
-) -> tuple:
-    """The checked ``(alpha, n_grid, n_jobs, checkpoint_dir, progress)``."""
+    result: SynthResult, alpha: object, n_grid: object, grid: Sequence[float] | None, full_search: object
+) -> tuple[float, object]:
+    """The checked ``(alpha, n_grid)``; refuses an estimator undefined under the null."""
     check_bool(full_search, "full_search")
-    if result.estimator in REFUSED:
-        raise SpecError(f"conformal cannot refit estimator {result.estimator!r}: {REFUSED[result.estimator]}")
+    if result.options.entry.needs_post_period:
+        raise SpecError(
+            f"conformal cannot refit estimator {result.estimator!r}: its weights depend on the post-period "
+            "(sdid's time weights target it), which a conformal refit moves into the pre-period, so the "
+            "estimator is undefined under the null; use placebo_test (or result.extras['se']) instead"
+        )
     alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
-    n_grid = check_int(n_grid, "n_grid", minimum=3) if grid is None else n_grid
-    return (alpha, n_grid, check_n_jobs(n_jobs), check_directory(checkpoint_dir, "checkpoint_dir"),
-            check_progress(progress))
+    return alpha, check_int(n_grid, "n_grid", minimum=3) if grid is None else n_grid
 
 
 def _grids(grid: Sequence[float] | None, n_grid: int, estimates: np.ndarray, pre_gaps: np.ndarray) -> np.ndarray:
