@@ -195,8 +195,8 @@ def national_panel(path: Path) -> tuple[pd.DataFrame, list[int]]:
 def national_spec(frame: pd.DataFrame) -> sc.Spec:
     """Huainan against every other city outside the programme (the YRD study's headline spec,
     without per-capita GDP, which needs the CSMAR population cross-check)."""
-    study = sc.load_config(YRD_STUDY)  # the programme's assisted and helper cities are its groups
-    exclude = [c for group in study.groups for c in group.units if c != HUAINAN]
+    study = sc.load_config(YRD_STUDY)  # the programme's assisted and helper cities are never donors
+    exclude = [c for c in study.excluded_units if c != HUAINAN]
     start = study.main.treatment_start
     return sc.Spec(
         outcome="log_gdp_index", unit="city_code", time="year", treated=HUAINAN,

@@ -87,7 +87,7 @@ def test_run_writes_report_tables_and_figures(tiny_run):
     report = (tiny_run / "report.md").read_text(encoding="utf-8")
     for image in [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]:
         assert (tiny_run / image).is_file(), image
-    assert "Huainan" in report and "placebo p =" in report
+    assert "Huainan" in report and "Placebo p-values at most" in report
 
 
 def test_results_have_one_row_per_city_outcome_pool_and_estimator(tiny_run):
@@ -226,13 +226,13 @@ def test_a_foreign_folder_is_refused_and_overwrite_clears_old_outputs(tmp_path, 
 def test_a_rerun_replaces_its_own_output_and_removes_stale_figures(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli(tmp_path, capsys, "run", "--out", str(out))[0] == 0
-    assert (out / "headline_georgia.png").is_file()
-    (tmp_path / "study.toml").write_text(SMALL.replace('["California", "Georgia"]', '["California"]'),
-                                         encoding="utf-8")
+    assert (out / "paths_west.png").is_file()
+    (tmp_path / "study.toml").write_text(SMALL.replace('["California", "Georgia"]', '["California"]')
+                                         .replace("pools.west", "pools.mountain"), encoding="utf-8")
     status, out_text, err = cli(tmp_path, capsys, "check", "--out", str(out))
     assert status == 0 and "of an earlier report will be replaced" in out_text
     assert cli(tmp_path, capsys, "run", "--out", str(out))[0] == 0
-    assert not (out / "headline_georgia.png").exists()
+    assert not (out / "paths_west.png").exists() and (out / "paths_mountain.png").is_file()
     assert pd.read_csv(out / "results.csv").treated_code.tolist() == ["California"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import synthcontrol as sc
@@ -153,6 +154,34 @@ def test_base_configuration_gives_the_api_spec(tmp_path):
          ["placebo tests", "at least 3 donors", "340400"]),
         # a treated unit the data cannot fit: Chaohu was abolished in 2011
         ("treated = [340400]", "treated = [341400]", ["treated unit 341400", "missing", "2011"]),
+        # the audit, derived logs, outcome windows, claims, blocks, estimators and report options
+        ("[groups.assisted]", '[audit]\nflags = "china_city"\n\n[groups.assisted]', ["audit.flags", "'china_cities'"]),
+        ("[groups.assisted]", '[audit]\nflags = "china_cities"\ndrop = ["exlude"]\n\n[groups.assisted]',
+         ["audit.drop", "'exclude'", "no flag has it"]),
+        ("[groups.assisted]", '[audit]\nflags = "china_cities"\npath = "f.csv"\n\n[groups.assisted]',
+         ["[audit]", "exactly one of 'flags'"]),
+        ('flag = "boundary_change"', 'flag = "boundary_change"\nlogs = ["gdp_growth"]',
+         ["data.logs", "'gdp_growth'", "<= 0"]),
+        ('flag = "boundary_change"', 'flag = "boundary_change"\nlogs = ["gdp_index"]',
+         ["data.logs", "already have a column 'log_gdp_index'"]),
+        ('column = "log_gdp_index"', 'column = "log_gdp_index"\nfit_window = [2019, 2023]',
+         ["fit_window [2019, 2023]", "'log_gdp_index'", "2021"]),
+        ("[[outcomes]]", '[[claims]]\nname = "Growth"\nstatement = "It grew."\noutcomes = ["gdp"]\n\n[[outcomes]]',
+         ["claims[0].outcomes", "'gdp'"]),
+        ("[[outcomes]]", '[[claims]]\nname = "Growth"\nstatement = "It grew."\ndirection = "up"\n\n[[outcomes]]',
+         ["claims[0].direction", "'increase'"]),
+        ("[[outcomes]]", '[blocks]\ntreated = { pair = [340400, 341100] }\n\n[[outcomes]]',
+         ["blocks.treated.pair", "treated units of the main analysis"]),
+        ("[[outcomes]]", '[estimators]\nnames = ["classic", "sdid"]\npools = { sdid = ["YRDD"] }\n\n[[outcomes]]',
+         ["estimators.pools.sdid", "'YRD'"]),
+        ("[[outcomes]]", '[estimators]\npools = { classic = ["YRD"] }\n\n[[outcomes]]',
+         ["estimators.pools.classic", "every pool"]),
+        ("[[outcomes]]", '[inference]\npooled_statistic = "median"\n\n[[outcomes]]',
+         ["inference.pooled_statistic", "'mean_abs'"]),
+        ("[[outcomes]]", '[report]\nunit_words = ["city"]\n\n[[outcomes]]', ["report.unit_words", "[singular, plural]"]),
+        ("[[outcomes]]", '[report]\nidentified_ratio = 0.5\n\n[[outcomes]]', ["report.identified_ratio", "exceed 1"]),
+        ("[[outcomes]]", '[[sensitivity]]\nname = "other"\nexclude = ["Nanjing"]\n\n[[outcomes]]',
+         ["sensitivity[0].exclude", "unit name", "320100"]),
     ],
 )
 def test_errors_name_the_key_and_the_fix(tmp_path, old, new, fragments):
@@ -161,6 +190,13 @@ def test_errors_name_the_key_and_the_fix(tmp_path, old, new, fragments):
     message = str(error.value)
     for fragment in fragments:
         assert fragment in message, (fragment, message)
+
+
+def test_block_estimators_are_those_of_fit_several(tmp_path):
+    text = edited("treated = [340400]", "treated = [340400, 341100]") + (
+        '[blocks]\ntreated = { pair = [340400, 341100] }\nestimators = ["augsynth"]\n')
+    with pytest.raises(ConfigError, match=r"blocks.estimators.*'sdid'"):
+        load_config(write(tmp_path, text))
 
 
 def test_unreadable_files_are_config_errors(tmp_path):
@@ -235,6 +271,7 @@ PROVINCES = {
     "YRD": {"Shanghai", "Jiangsu", "Zhejiang", "Anhui"},
     "YRD + neighbours": {"Shanghai", "Jiangsu", "Zhejiang", "Anhui", "Henan", "Shandong", "Jiangxi", "Hubei"},
 }
+NANJING_AREA = {320100, 321100, 321000, 320800, 340200, 340500, 341100, 341800, 320400}
 
 
 @pytest.fixture(scope="module")
@@ -242,42 +279,71 @@ def yrd():
     return load_config(YRD)
 
 
+@pytest.fixture(scope="module")
+def cities():
+    return sc.datasets.load_china_cities().drop_duplicates("city_code").set_index("city_code")
+
+
 def test_yrd_groups_define_the_programme(yrd):
     config = yrd
     groups = {g.name: g.units for g in config.groups}
     assert set(groups["assisted"]) == ASSISTED and len(groups["assisted"]) == 8
     assert set(groups["helpers"]) == HELPERS
+    assert set(groups["pairs"]) == {340400, 341100, 341300}
+    assert set(groups["Nanjing metropolitan area"]) == NANJING_AREA
+    assert {340400, 340600} <= set(groups["resource cities"])  # Huainan and Huaibei, coal cities
     assert set(config.excluded_units) == ASSISTED | HELPERS
     assert any("NDRC" in source and "2021-2030" in source for source in config.sources)
-    assert [a.treatment_start for a in config.analyses][:2] == [2022, 2021]  # plan of December 2021
-    assert {p.name: p.description for p in config.pools}.keys() == PROVINCES.keys()
+    assert any("国发〔2013〕45号" in source for source in config.sources)  # the resource-city plan is cited
+    assert [a.treatment_start for a in config.analyses][:2] == [2022, 2022]
+    assert {a.name: a.treatment_start for a in config.analyses}["treatment from 2021"] == 2021
+    assert {"YRD", "YRD + neighbours", "resource cities"} == {p.name for p in config.pools}
 
 
-def test_yrd_donor_pools_never_hold_an_assisted_or_helper_city(yrd):
+def test_yrd_donor_pools_never_hold_an_assisted_or_helper_city(yrd, cities):
     config = yrd
-    cities = sc.datasets.load_china_cities().drop_duplicates("city_code").set_index("city_code")
     for task in config.tasks:
         donors = set(task.spec.donors)
         assert not donors & (ASSISTED | HELPERS), (task.analysis, task.outcome.column, task.pool)
-        provinces = set(cities.loc[list(donors), "province"])
-        assert provinces <= PROVINCES[task.pool]
+        if task.pool in PROVINCES:
+            assert set(cities.loc[list(donors), "province"]) <= PROVINCES[task.pool]
         if task.outcome.exclude_flagged or task.analysis == "no boundary-change donors":
             assert not donors & set(config.data.flagged_units)
+        if task.analysis == "no other 2021 programmes":
+            assert not donors & NANJING_AREA and "Zhejiang" not in set(cities.loc[list(donors), "province"])
 
 
-def test_yrd_configuration_covers_the_design(yrd):
+def test_yrd_main_analysis_fits_all_eight_cities_on_every_outcome(yrd):
     config = yrd
     main = [t for t in config.tasks if t.is_main and t.estimator == "classic"]
+    assert {t.spec.treated_units for t in main} == {(340400, 341500, 341600, 341100, 341200, 340600, 341300, 340300)}
     assert {t.outcome.column for t in main} == {
-        "log_gdp_index", "gdp_pc_real", "secondary_share", "tertiary_share", "fiscal_revenue_real"}
+        "log_gdp_index", "secondary_share", "tertiary_share", "log_fiscal_revenue_real",
+        "log_fiscal_expenditure_real", "log_loan_balance_real", "log_deposit_balance_real", "log_employment"}
     assert {t.pool for t in main} == {"YRD", "YRD + neighbours"}
-    assert {t.spec.treated_units for t in main} == {(340400, 341100, 341300)}
-    starts = {t.spec.treatment_start for t in config.tasks}
-    assert starts == {2021, 2022}
+    windows = {t.outcome.column: t.spec.fit_window for t in main}
+    assert windows["log_gdp_index"] == (2005, 2021) and windows["secondary_share"] == (2019, 2021)
+    assert windows["log_employment"] == (2018, 2021)  # employment breaks in 2013 and 2018
+    logs = {o.column: o.log for o in config.outcomes}
+    assert logs["log_employment"] and logs["log_gdp_index"] and not logs["tertiary_share"]
     headline = {t.estimator for t in config.tasks if t.is_headline}
     assert headline == {"classic", "penalized", "augmented", "sdid"}
-    tested = {t.estimator for t in config.tasks if t.is_headline and t.plan.placebo is not None}
-    assert tested == {"classic", "augmented", "sdid"}
+    assert {b.block.name for b in config.block_tasks} == {"eight assisted cities", "three pairs"}
+    assert [c.name for c in config.claims] == ["Growth", "Industrial structure", "Innovation"]
+    assert config.claims[0].direction == "increase" and not config.claims[2].outcomes
+
+
+def test_yrd_sensitivities_cover_covid_other_programmes_resource_cities_and_the_audit(yrd, cities):
+    config = yrd
+    by_name = {a.name: a for a in config.analyses}
+    assert by_name["fit window ending 2019"].fit_window == (2005, 2019)
+    assert set(by_name["resource-city pool"].treated) == {340400, 340600}
+    assert by_name["resource-city pool"].pools == ("resource cities",)
+    assert not by_name["flagged donors kept"].drop_audited
+    kept = {t.pool: set(t.spec.donors) for t in config.tasks if t.analysis == "flagged donors kept"}
+    main = {t.pool: set(t.spec.donors) for t in config.tasks if t.is_headline and t.estimator == "classic"}
+    binzhou = 371600  # its 2019 write-down is flagged: dropped from the index, kept in the sensitivity
+    assert binzhou in kept["YRD + neighbours"] and binzhou not in main["YRD + neighbours"]
 
 
 def test_inference_plans_are_decided_with_the_configuration(yrd):
@@ -289,12 +355,10 @@ def test_inference_plans_are_decided_with_the_configuration(yrd):
         reference_headline = task.is_headline and task.estimator == "classic"
         assert plan.leave_one_out == (plan.in_time_start is not None) == reference_headline
         assert plan.in_time_start in (None, 2018) and plan.conformal_alpha in (None, 0.1)
-        if plan.placebo is None:
-            assert task.estimator == "penalized"
-            continue
-        # refit_placebo_weights = "headline"; sdid has no predictor weights to reuse
-        assert plan.placebo.reuse_predictor_weights == (not reference_headline and task.estimator != "sdid")
+        # one placebo rule everywhere: every fit is tested, each placebo choosing its own weights
+        assert plan.placebo is not None and not plan.placebo.reuse_predictor_weights
         assert plan.placebo.pooled == (task.estimator == "classic" and len(task.spec.treated_units) > 1)
+    assert config.inference.pooled_statistic == "mean_abs"
 
 
 def test_quick_keeps_one_task(tmp_path):
@@ -314,3 +378,87 @@ def test_california_configuration_is_the_adh_specification():
         "lnincome(1980-1988)", "retprice(1980-1988)", "age15to24(1980-1988)", "beer(1984-1988)",
         "cigsale(1975)", "cigsale(1980)", "cigsale(1988)",
     ]
+
+
+AUDITED = """
+[study]
+title = "Audited"
+[data]
+dataset = "smoking"
+unit = "unit"
+time = "time"
+logs = ["cigsale"]
+[audit]
+path = "flags.csv"
+[design]
+treated = ["California", "Georgia"]
+treatment_start = 1989
+fit_window = [1970, 1988]
+[pools.west]
+units = ["Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming", "Kansas", "Nebraska"]
+[[outcomes]]
+column = "log_cigsale"
+predictors = [{ variable = "log_cigsale", at = 1975 }, { variable = "log_cigsale", at = 1985 }]
+[[outcomes]]
+column = "retprice"
+fit_window = [1980, 1988]
+predictors = [{ variable = "retprice", at = 1980 }, { variable = "retprice", at = 1985 }]
+[[sensitivity]]
+name = "flags kept"
+drop_audited = false
+outcomes = ["log_cigsale"]
+[[sensitivity]]
+name = "start 1986"
+treatment_start = 1986
+exclude = ["Kansas"]
+"""
+
+#: Flags of the audited study: (unit, period, column, kind, action).
+FLAGS = [
+    ("Utah", 1998, "cigsale", "jump", "exclude"),           # post-period: dropped from log_cigsale
+    ("Nevada", 1980, "cigsale", "common_break", "exclude"),  # fit window: dropped
+    ("Montana", 1980, "retprice", "common_break", "exclude"),  # a break at retprice's first year: kept
+    ("Colorado", 1985, "retprice", "jump", "keep"),          # not an action that drops
+    ("Idaho", 1984, "retprice", "jump", "exclude"),          # retprice window 1980-88: dropped
+    ("California", 1985, "cigsale", "jump", "exclude"),      # a treated unit is never dropped
+]
+
+
+def audited(tmp_path: Path, text: str = AUDITED) -> Path:
+    import pandas as pd
+
+    pd.DataFrame(FLAGS, columns=["unit", "period", "column", "kind", "action"]).to_csv(tmp_path / "flags.csv",
+                                                                                      index=False)
+    return write(tmp_path, text)
+
+
+def test_the_audit_drops_donors_with_flagged_outcome_data(tmp_path):
+    config = load_config(audited(tmp_path))
+    donors = {(t.analysis, t.outcome.column): set(t.spec.donors) for t in config.tasks}
+    west = {"Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming", "Kansas", "Nebraska"}
+    assert donors[("main", "log_cigsale")] == west - {"Utah", "Nevada"}  # flags of cigsale reach its log
+    assert donors[("main", "retprice")] == west - {"Idaho"}
+    assert donors[("flags kept", "log_cigsale")] == west
+    assert donors[("start 1986", "log_cigsale")] == west - {"Utah", "Nevada", "Kansas"}
+    task = next(t for t in config.tasks if t.is_main and t.outcome.column == "log_cigsale")
+    assert task.audit_dropped == (("Utah", "log_cigsale 1998 jump"), ("Nevada", "log_cigsale 1980 common_break"))
+    assert config.outcome("log_cigsale").log and not config.outcome("retprice").log
+    frame = config.data.frame
+    assert np.allclose(frame["log_cigsale"], np.log(frame["cigsale"]))
+
+
+def test_outcome_windows_are_clipped_by_each_analysis(tmp_path):
+    config = load_config(audited(tmp_path))
+    windows = {(t.analysis, t.outcome.column): t.spec.fit_window for t in config.tasks}
+    assert windows[("main", "retprice")] == (1980, 1988)
+    assert windows[("start 1986", "retprice")] == (1980, 1985)  # ends before the analysis' treatment start
+    assert windows[("start 1986", "log_cigsale")] == (1970, 1985)
+
+
+def test_a_block_needs_the_same_periods_for_all_its_units(tmp_path):
+    frame = sc.datasets.load_smoking()
+    frame[~((frame.unit == "Georgia") & (frame.time == 2000))].to_csv(tmp_path / "data.csv", index=False)
+    text = CSV_STUDY.replace('treated = ["California"]', 'treated = ["California", "Georgia"]') + (
+        '[inference]\npooled = false\n[blocks]\ntreated = { both = ["California", "Georgia"] }\n')
+    with pytest.raises(ConfigError, match=r"block 'both'.*different periods"):
+        load_config(write(tmp_path, text))

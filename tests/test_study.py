@@ -4,6 +4,8 @@ report text generated from the numbers."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -91,6 +93,19 @@ def test_reused_predictor_weights_are_not_shared():
         assert shared[treated].reused_predictor_weights
 
 
+def test_placebo_tests_warn_about_flagged_placebos_ranking_above():
+    smoking = sc.datasets.load_smoking()
+    spec = sc.Spec(outcome="cigsale", treated=["California", "Georgia"], treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.at("cigsale", 1988)], donors=DONORS)
+    tests = placebo_tests(sc.fit(smoking, spec))
+    table = tests["Georgia"].table
+    above = table.index[1:][table["ratio"].iloc[1:] >= table["ratio"].iloc[0]]
+    assert len(above), "some placebo ranks at or above Georgia"
+    flags = pd.DataFrame({"unit": [above[0]], "period": [1995], "column": ["cigsale"], "kind": ["jump"]})
+    with pytest.warns(sc.AuditWarning, match=repr(above[0])):
+        placebo_tests(sc.fit(smoking, spec), audit=flags)
+
+
 def test_fit_quality_is_pre_rmspe_over_the_smaller_spread():
     spec = sc.Spec(outcome="cigsale", treated="Kentucky", treatment_start=1989,
                    predictors=[sc.at("cigsale", 1975)], donors=DONORS)
@@ -128,17 +143,32 @@ def test_weights_and_paths_are_tidy(study):
     np.testing.assert_allclose(paths.observed - paths.synthetic, paths.gap, atol=1e-9)
 
 
+def prose(report: str) -> list[str]:
+    """The sentences of a Markdown report outside tables, figures, headings and lists."""
+    lines = [line for line in report.splitlines() if line.strip() and not line.startswith(("|", "!", "*", "#", "- "))]
+    return [s for line in lines for s in re.split(r"(?<=[.!?])\s+", line) if s.strip()]
+
+
+def table_row(report: str, *cells: str) -> str:
+    """The one Markdown table row that starts with ``cells``."""
+    (row,) = [line for line in report.splitlines() if line.startswith("| " + " | ".join(cells) + " |")]
+    return row
+
+
 def test_report_text_follows_the_numbers(study, tmp_path):
     written = write_report(study, tmp_path)
     report = written["markdown"].read_text(encoding="utf-8")
     results = study.results.set_index(["analysis", "treated_code", "estimator"])
     kentucky = results.loc[("main", "Kentucky", "classic")]
     california = results.loc[("main", "California", "classic")]
-    assert kentucky.fit_quality == "poor" and "The fit is poor" in report
+    assert re.findall(r"^## (.+)$", report, flags=re.M)[:2] == ["The answer", "Figures"]  # the answer first
+    assert kentucky.fit_quality == "poor" and "| poor |" in table_row(report, "Kentucky", "cigsale", "west")
     assert california.fit_quality != "poor"
-    assert f"placebo p = {california.p_value:.2f}" in report
+    assert f"| {california.p_value:.2f} |" in table_row(report, "California", "cigsale", "west", "-19.9")
     assert "## Other estimators" in report and "## Specification curves" in report
     assert "start 1988" in report
+    sentences = prose(report)
+    assert len(sentences) == len(set(sentences)), "a sentence is repeated"
     assert all(path.is_file() for path in written.values())
     html = written["html"].read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "<table" in html and "<img" in html
@@ -169,10 +199,10 @@ def test_a_report_for_one_fit(tmp_path):
     assert row.p_value == pytest.approx(placebo.p_value) and row.in_time_effect == pytest.approx(in_time.fake_effect)
     assert np.isnan(row.loo_min)  # not given, not run
     report = written["markdown"].read_text(encoding="utf-8")
-    assert f"placebo p = {placebo.p_value:.2f}" in report and "fake start in 1985" in report
-    assert "sc.write_report" in report and (tmp_path / "fit" / "headline_california.png").is_file()
+    assert f"| {placebo.p_value:.2f} | 6 |" in table_row(report, "California", "cigsale") and "moved back to 1985" in report
+    assert "sc.write_report" in report and (tmp_path / "fit" / "paths_donors.png").is_file()
     bare = sc.write_report(result, tmp_path / "bare")
-    assert "no placebo test was run" in bare["markdown"].read_text(encoding="utf-8")
+    assert "No in-space placebo test was run" in bare["markdown"].read_text(encoding="utf-8")
     sdid = sc.write_report(sc.fit(sc.datasets.load_smoking(), spec, estimator="sdid"), tmp_path / "sdid")
     assert "| California | cigsale | donors |" in sdid["markdown"].read_text(encoding="utf-8")
     with pytest.raises(sc.SpecError, match="belongs to no fit"):
@@ -200,3 +230,135 @@ def test_the_report_escapes_html_in_names(tmp_path):
                    predictors=[sc.at("cigsale", 1975)], donors=DONORS)
     html = sc.write_report(sc.fit(frame, spec), tmp_path)["html"].read_text(encoding="utf-8")
     assert "<b>California</b>" not in html and "&lt;b&gt;California&lt;/b&gt;" in html
+
+
+CLAIMS = """
+[study]
+title = "Claims, blocks and an audit"
+[data]
+dataset = "smoking"
+unit = "unit"
+time = "time"
+logs = ["cigsale"]
+[audit]
+path = "flags.csv"
+[design]
+treated = ["California", "Georgia", "Iowa"]
+treatment_start = 1989
+fit_window = [1970, 1988]
+[pools.west]
+units = ["Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming", "Kansas", "Nebraska"]
+[[outcomes]]
+column = "log_cigsale"
+predictors = [{ variable = "log_cigsale", at = 1975 }, { variable = "log_cigsale", at = 1985 }]
+[[outcomes]]
+column = "retprice"
+units = "cents"
+fit_window = [1980, 1988]
+predictors = [{ variable = "retprice", at = 1980 }, { variable = "retprice", at = 1988 }]
+[[claims]]
+name = "Sales"
+statement = "The tax cut cigarette sales."
+outcomes = ["log_cigsale"]
+direction = "decrease"
+[[claims]]
+name = "Smuggling"
+statement = "The tax moved sales across state lines."
+note = "No series of cross-border sales exists in these data."
+[blocks]
+treated = { "all three" = ["California", "Georgia", "Iowa"] }
+estimators = ["sdid", "sc"]
+n_replications = 40
+[fit]
+n_random_starts = 2
+[inference]
+pooled_statistic = "fisher"
+leave_one_out = "none"
+conformal = "none"
+n_jobs = 1
+[report]
+unit_words = ["state", "states"]
+[[sensitivity]]
+name = "flags kept"
+description = "flagged donors kept"
+drop_audited = false
+outcomes = ["log_cigsale"]
+"""
+
+AUDIT_FLAGS = pd.DataFrame(
+    [("Utah", 1998, "cigsale", "jump", "exclude"), ("Georgia", 1980, "cigsale", "jump", "exclude"),
+     ("Montana", 1984, "retprice", "jump", "exclude")],
+    columns=["unit", "period", "column", "kind", "action"])
+
+
+@pytest.fixture(scope="module")
+def claims(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("claims")
+    AUDIT_FLAGS.to_csv(folder / "flags.csv", index=False)
+    (folder / "study.toml").write_text(CLAIMS, encoding="utf-8")
+    with pytest.warns(sc.AuditWarning, match="audit warning"):  # one per task, summarising its fits'
+        study = run_study(load_config(folder / "study.toml"))
+    assert any("'Georgia'" in w for tr in study.task_results for w in tr.audit_warnings)  # a flagged treated unit
+    return study, write_report(study, folder / "out")
+
+
+def test_every_row_has_a_p_value_and_blocks_have_their_own(claims):
+    study, _ = claims
+    results = study.results
+    assert results.p_value.between(0, 1, inclusive="right").all()
+    blocks = results[results.scope == "block"]
+    assert set(blocks.estimator) == {"sdid", "sc"} and set(blocks.treated_code) == {"all three"}
+    donors = blocks.n_donors.iloc[0]
+    draws = min(40, math.comb(donors, 3))  # fewer distinct placebo blocks than draws: each once
+    assert (blocks.n_placebos == draws).all() and (blocks.p_value >= 1 / (draws + 1)).all()
+    assert (blocks.ci_lower < blocks.effect).all() and (blocks.effect < blocks.ci_upper).all()
+    block = study.blocks[0]
+    below = (block.result.placebo_estimates <= block.result.average_effect).sum()
+    assert blocks.p_negative.iloc[0] == pytest.approx((1 + below) / (draws + 1))
+
+
+def test_effects_in_per_cent_and_the_change_since_the_last_pre_period(claims):
+    study, _ = claims
+    results = study.results
+    units = results[results.scope == "unit"]
+    logged = units.outcome == "log_cigsale"
+    np.testing.assert_allclose(units.effect_pct[logged], np.expm1(units.effect[logged]) * 100)
+    assert units.effect_pct[~logged].isna().all()
+    np.testing.assert_allclose(units.change, units.effect - units.gap_last_pre)
+    california = study.task_results[0].units[0].fit
+    assert units.gap_last_pre.iloc[0] == pytest.approx(california.path["gap"].loc[1988])
+
+
+def test_pooled_tests_and_identification_are_in_results(claims):
+    study, _ = claims
+    main = study.results.query("analysis == 'main' and scope == 'unit'")
+    assert (main.pooled_statistic == "fisher").all()
+    assert main[["pooled_p", "pooled_p_negative", "pooled_p_positive"]].notna().all().all()
+    for e in study.estimates:
+        table = e.result.placebo.table
+        ratio = (table.pre_rmspe.iloc[0] / table.pre_rmspe.iloc[1:].median()) ** 2
+        assert e.pre_mspe_ratio == pytest.approx(ratio, rel=1e-9)
+        assert e.identified == ("yes" if ratio <= 10 or e.fit_quality == "good" else "no")
+
+
+def test_the_audit_is_applied_and_reported(claims):
+    study, written = claims
+    report = written["markdown"].read_text(encoding="utf-8")
+    main = next(t for t in study.config.tasks if t.is_main and t.outcome.column == "log_cigsale")
+    assert "Utah" not in main.spec.donors and "## Data audit" in report
+    assert "Utah" in table_row(report, "log_cigsale", "west", "1970-1988")  # listed among the dropped donors
+    assert "- Georgia: log_cigsale 1980 jump" in report  # the treated unit's own flag
+    assert sum(tr.audit_warnings != () for tr in study.task_results) >= 1
+
+
+def test_the_report_opens_with_the_claims(claims):
+    _, written = claims
+    report = written["markdown"].read_text(encoding="utf-8")
+    answer = report.split("## Figures")[0]
+    assert "### Sales" in answer and "Claim: The tax cut cigarette sales." in answer
+    assert "one-sided test of the claimed decrease" in answer and "Estimated together (sdid): all three" in answer
+    assert "Not measured: No series of cross-border sales exists in these data." in answer
+    assert "between a state and its synthetic control" in answer and "city" not in report
+    assert re.search(r"Verdict: (no detectable effect on sales yet|the joint tests detect an effect)", answer)
+    sentences = prose(report)
+    assert len(sentences) == len(set(sentences)), "a sentence is repeated"

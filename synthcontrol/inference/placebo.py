@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, describe
+from ..data_audit.flags import check_flags
 from ..errors import ArgumentError, SpecError
 from ..audit_warnings import warn_flagged
 from ..estimators import check_fit_options, fit_design
@@ -157,6 +158,7 @@ def placebo_tests(
     start_from_treated: bool = False,
     checkpoint_dir: str | os.PathLike | None = None,
     progress: bool | Callable[[int, int], None] | None = None,
+    audit: pd.DataFrame | None = None,
 ) -> dict[Hashable, PlaceboResult]:
     """In-space placebo tests of several treated units, each shared placebo fitted once.
 
@@ -172,8 +174,8 @@ def placebo_tests(
     ----------
     results : sequence of SynthResult, or SynthResults
         One fit per treated unit.
-    n_jobs, reuse_predictor_weights, start_from_treated, checkpoint_dir, progress
-        As in :func:`placebo_test`.
+    n_jobs, reuse_predictor_weights, start_from_treated, checkpoint_dir, progress, audit
+        As in :func:`placebo_test` (``audit`` warns for each treated unit).
 
     Returns
     -------
@@ -201,11 +203,15 @@ def placebo_tests(
     execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
     start_from_treated = check_bool(start_from_treated, "start_from_treated")
+    audit = None if audit is None else check_flags(audit)
     tests = shared_placebo_tests(
         fits, kind="placebo tests", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, execution=execution,
         description=f"placebo tests of {', '.join(map(str, treated))}",
     )
+    if audit is not None:
+        for test, result in zip(tests, fits):
+            _warn_flagged_placebos(test, result, audit)
     return dict(zip(treated, tests))
 
 

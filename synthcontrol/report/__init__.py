@@ -5,9 +5,10 @@
 inference results run on them), and writes into one folder:
 
 ``results.csv``
-    One row per analysis, treated unit, outcome, pool and estimator (see
-    :class:`~synthcontrol.study.Estimate`). ``treated_code`` holds the unit
-    identifier; ``treated`` its readable name.
+    One row per analysis, treated unit (or block of treated units fitted together,
+    ``scope = "block"``), outcome, pool and estimator, each with its placebo
+    p-value (see :class:`~synthcontrol.study.Estimate`). ``treated_code`` holds the
+    unit identifier; ``treated`` its readable name.
 ``weights.csv``
     Donor weights of every fit, zeros included (``donor_code`` likewise).
 ``paths.csv``
@@ -20,9 +21,12 @@ inference results run on them), and writes into one folder:
 
 The report's text is generated from the numbers (:mod:`~synthcontrol.report.view`
 selects them, the jinja2 templates in ``templates/`` write the prose once for both
-formats): what was estimated, on which data and donors, the results with their
-pre-period fit quality and p-values, and a plain reading that says when a fit is
-poor and when a gap cannot be told apart from the placebo distribution.
+formats). It opens with the answer to each claim of the study
+(:mod:`~synthcontrol.report.answer`): the estimates, their uncertainty and whether
+the design identifies them; then the figures; then the details: what was estimated,
+on which data (and what its audit found and dropped, :mod:`~synthcontrol.report.audit`)
+and donors, the results, robustness, blocks, sensitivity analyses and other
+estimators. Per-unit numbers are in tables; each rule and caveat is said once.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["num", "p", "slug", "span", "Table"]
+__all__ = ["num", "signed", "p", "slug", "span", "Table"]
 
 
 def num(x: float | None, digits: int = 3) -> str:
@@ -17,6 +17,18 @@ def num(x: float | None, digits: int = 3) -> str:
     if abs(x) >= 10**digits:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def signed(x: float | None, digits: int = 3) -> str:
+    """A number as :func:`num` writes it, with "+" before a positive one.
+
+    Examples
+    --------
+    >>> signed(0.0123), signed(-4.56, 2), signed(0.0)
+    ('+0.0123', '-4.6', '0')
+    """
+    text = num(x, digits)
+    return f"+{text}" if text != "-" and x is not None and x > 0 else text
 
 
 def p(x: float | None) -> str:

@@ -24,6 +24,11 @@ def _squash(text: str) -> str:
     return Markup(squashed) if isinstance(text, Markup) else squashed
 
 
+def _sentence(text: str) -> str:
+    """``text`` with its first letter in upper case (the rest unchanged)."""
+    return text[:1].upper() + text[1:]
+
+
 def _cell(value: object) -> str:
     return " ".join(str(value).split()).replace("|", "\\|")
 
@@ -38,7 +43,7 @@ def _environment(html: bool) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         extensions=["jinja2.ext.do"],
     )
-    env.filters.update(squash=_squash, cell=_cell, num=num, p=p, slug=slug, span=span)
+    env.filters.update(squash=_squash, cell=_cell, num=num, p=p, slug=slug, span=span, sentence=_sentence)
     env.tests["numeric_text"] = lambda value: bool(_NUMERIC.match(str(value)))
     return env
 

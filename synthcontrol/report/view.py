@@ -1,22 +1,36 @@
 """What the report shows, computed from the typed study model: the selections,
-tables and counts the templates turn into prose (``templates/*.j2``)."""
+tables and counts the templates turn into prose (``templates/*.j2``).
+
+The report opens with the answer (:mod:`~synthcontrol.report.answer`), then the
+figures, then the details. Per-unit numbers live in tables; the prose states each
+rule and caveat once."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Hashable, Literal
+from typing import Hashable
 
 import numpy as np
 
-from ..study import Analysis, Estimate, StudyConfig, StudyResult, TaskResult
-from .formats import Table, num, p, span
+from ..study import Analysis, Estimate, Outcome, StudyConfig, StudyResult, TaskResult
+from .answer import ClaimAnswer, answers
+from .audit import AuditView
+from .formats import Table, num, p, signed, span
 
 __all__ = ["ALPHA", "Figure", "Section", "ReportView"]
 
-#: Level at which the report calls a placebo p-value small.
+#: Level at which the report calls a p-value small.
 ALPHA = 0.1
+
+#: How the report names the pooled statistics.
+STATISTIC_WORDS = {
+    "mean": "average standardised gap",
+    "mean_abs": "mean absolute standardised gap",
+    "mean_squared": "mean squared standardised gap",
+    "fisher": "Fisher combination of the placebo p-values",
+}
 
 
 @dataclass(frozen=True)
@@ -49,16 +63,51 @@ class ReportView:
     def sections(self) -> tuple[Section, ...]:
         """The sections that have something to say, in order."""
         candidates = [
-            ("What was estimated", "intro", True), ("Data", "data", True), ("Donors", "donors", True),
+            ("The answer", "answer", True), ("Figures", "figures", bool(self.figures)),
+            ("What was estimated", "intro", True), ("Data", "data", True),
+            ("Data audit", "audit", self.config.audit is not None), ("Donors", "donors", True),
             ("Results", "results", True), ("Reading the results", "reading", True),
             ("Robustness of the headline estimates", "robustness", bool(self.robustness_table)),
-            ("Sensitivity analyses", "sensitivity", bool(self.sensitivity)),
+            ("Treated units estimated together", "blocks", bool(self.study.blocks)),
+            ("Sensitivity analyses", "sensitivity", bool(self.sensitivity_table)),
             ("Other estimators", "estimators", len(self.estimator_names) > 1),
             ("Specification curves", "curves", bool(self.study.curves)),
-            ("Figures", "figures", bool(self.figures)),
             ("How this report was made", "notes", True),
         ]
         return tuple(Section(title, f"sections/{name}.j2") for title, name, shown in candidates if shown)
+
+    # -- formatting ------------------------------------------------------------------
+    def effect(self, value: float, outcome: Outcome, change: bool = False) -> str:
+        """An effect (a gap, or with ``change`` a difference of gaps) as the reader
+        reads it: per cent for a log outcome, else the outcome's units."""
+        if not np.isfinite(value):
+            return "-"
+        if outcome.log:
+            return f"{float(np.expm1(value) * 100):+.1f}%"
+        return signed(value) + (f" {outcome.units}" if outcome.units else "")
+
+    def effect_of(self, e: Estimate) -> str:
+        return self.effect(e.effect, self.config.outcome(e.outcome))
+
+    def change_of(self, e: Estimate) -> str:
+        return self.effect(e.change, self.config.outcome(e.outcome), change=True)
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """What a unit is called, singular and plural."""
+        return self.config.report.unit_words
+
+    @staticmethod
+    def statistic_words(statistic: str) -> str:
+        return STATISTIC_WORDS.get(statistic, statistic)
+
+    def named(self, unit: Hashable) -> str:
+        """``Name (code)``, or the identifier when it is the name."""
+        name = self.config.unit_name(unit)
+        return name if name == str(unit) else f"{name} ({unit})"
+
+    def names(self, units) -> str:
+        return ", ".join(self.config.unit_name(u) for u in units) or "none"
 
     # -- selections ----------------------------------------------------------------
     @cached_property
@@ -79,13 +128,34 @@ class ReportView:
     def tested(self) -> tuple[Estimate, ...]:
         return tuple(e for e in self.main if e.tested)
 
-    def named(self, unit: Hashable) -> str:
-        """``Name (code)``, or the identifier when it is the name."""
-        name = self.config.unit_name(unit)
-        return name if name == str(unit) else f"{name} ({unit})"
+    @cached_property
+    def answers(self) -> tuple[ClaimAnswer, ...]:
+        return answers(self.study, self.alpha)
 
-    def names(self, units) -> str:
-        return ", ".join(self.config.unit_name(u) for u in units) or "none"
+    @cached_property
+    def audit(self) -> AuditView:
+        return AuditView(self.study)
+
+    @property
+    def unmeasured(self) -> tuple[Outcome, ...]:
+        """Outcomes of the main analysis that no claim measures."""
+        claimed = {c for a in self.answers for c in a.claim.outcomes}
+        return tuple(o for o in self.config.outcomes if o.column not in claimed and o.column in self.config.main.outcomes)
+
+    def outcome_summary(self, outcome: Outcome) -> list[dict]:
+        """Median and range of the main estimates of ``outcome``, per pool, and the pooled tests."""
+        rows = []
+        for tr in self.study.task_results:
+            task = tr.task
+            if not (task.is_main and task.is_reference and task.outcome.column == outcome.column):
+                continue
+            estimates = [e for e in self.main if e.task is task]
+            effects = sorted(e.effect for e in estimates)
+            rows.append({"pool": task.pool, "median": self.effect(float(np.median(effects)), outcome),
+                         "range": f"{self.effect(effects[0], outcome)} to {self.effect(effects[-1], outcome)}",
+                         "small": sum(e.tested and e.p_value <= self.alpha for e in estimates),
+                         "pooled p": p(tr.pooled.p_value) if tr.pooled else "-"})
+        return rows
 
     # -- what was estimated, data, donors -------------------------------------------
     @property
@@ -107,6 +177,11 @@ class ReportView:
                 + f": {self.names(g.units)}" for g in self.config.groups]
 
     @property
+    def pool_lines(self) -> list[str]:
+        return [f"{pool.name} ({len(pool.units)} units before exclusions)"
+                + (f": {pool.description}" if pool.description else "") for pool in self.config.pools]
+
+    @property
     def fit_window(self) -> str:
         window = self.config.main.fit_window
         return f"{window[0]}-{window[1]}" if window else "every period before treatment"
@@ -116,7 +191,9 @@ class ReportView:
         flag = self.config.data.flag
         rows = []
         for o in self.config.outcomes:
+            window = o.fit_window or self.config.main.fit_window
             row = {"outcome": o.column, "meaning": o.label, "headline": "yes" if o.headline else "",
+                   "fit window": f"{window[0]}-{window[1]}" if window else "all pre-treatment periods",
                    "predictors": ", ".join(x.label for x in o.predictors) or "the outcome in every fit-window period"}
             if flag:
                 row[f"donors flagged in {flag}"] = "excluded" if o.exclude_flagged else "kept"
@@ -144,15 +221,10 @@ class ReportView:
             if tr.task.is_main and tr.task.is_reference:
                 first = tr.units[0].fit
                 dropped = ", ".join(self.config.unit_name(u) for u, _ in first.design.dropped_donors) or "-"
-                rows.append({"outcome": tr.task.outcome.column, "pool": tr.task.pool, "donors": len(first.donors),
-                             "dropped (incomplete data)": dropped,
-                             "smallest possible p": p(1 / (len(first.donors) + 1))})
+                n = len(first.donors)
+                rows.append({"outcome": tr.task.outcome.column, "pool": tr.task.pool, "donors": n,
+                             "dropped (incomplete data)": dropped, "smallest possible p": f"1/{n + 1} = {p(1 / (n + 1))}"})
         return Table.of(rows)
-
-    @property
-    def donor_lists(self) -> list[str]:
-        return [f"{tr.task.pool} ({len(tr.units[0].fit.donors)}): {self.names(tr.units[0].fit.donors)}"
-                for tr in self.headline_tasks]
 
     @property
     def top_donors(self) -> list[str]:
@@ -170,22 +242,21 @@ class ReportView:
         kinds = [e.placebo_weights for e in self.study.estimates]
         return {"refitted": kinds.count("refitted"), "reused": kinds.count("reused")}
 
+    @property
+    def last_pre(self) -> object:
+        """The last period before the main treatment start."""
+        start = self.config.main.treatment_start
+        return max((t for t in self.config.data.periods if t < start), default="-")
+
     @cached_property
     def results_table(self) -> Table:
         return Table.of([
-            {"unit": e.treated, "outcome": e.outcome, "pool": e.pool, "effect": num(e.effect),
-             "pre-RMSPE": num(e.pre_rmspe), "fit ratio": f"{e.fit_ratio:.2f}", "fit": e.fit_quality,
+            {"unit": e.treated, "outcome": e.outcome, "pool": e.pool, "effect": self.effect_of(e),
+             f"change since {self.last_pre}": self.change_of(e), "fit": e.fit_quality,
+             "pre-MSPE / placebos'": num(e.pre_mspe_ratio), "identified": e.identified or "-",
              "p (placebo)": p(e.p_value), "donors": e.n_donors}
             for e in self.main
         ])
-
-    @property
-    def reading(self) -> list[list[Estimate]]:
-        """The headline estimates, grouped by treated unit."""
-        groups: dict[Hashable, list[Estimate]] = {}
-        for e in self.headline:
-            groups.setdefault(e.treated_code, []).append(e)
-        return list(groups.values())
 
     @property
     def counts(self) -> dict[str, int]:
@@ -193,7 +264,8 @@ class ReportView:
         return {"estimates": len(main), "units": len({e.treated_code for e in main}),
                 "outcomes": len({e.outcome for e in main}), "pools": len({e.pool for e in main}),
                 "tested": len(self.tested), "small": sum(e.p_value <= self.alpha for e in self.tested),
-                "poor": sum(e.fit_quality == "poor" for e in main)}
+                "poor": sum(e.fit_quality == "poor" for e in main),
+                "unidentified": sum(e.identified == "no" for e in main)}
 
     @cached_property
     def post_periods(self) -> dict[str, list]:
@@ -205,23 +277,29 @@ class ReportView:
         return {outcome: sorted(periods) for outcome, periods in spans.items()}
 
     @property
-    def pool_donors(self) -> dict[str, int]:
-        donors: dict[str, int] = {}
-        for e in self.main:
-            donors[e.pool] = max(donors.get(e.pool, 0), e.n_donors)
-        return donors
+    def donor_range(self) -> tuple[int, int]:
+        counts = [e.n_donors for e in self.main] or [0]
+        return min(counts), max(counts)
 
-    # -- robustness, sensitivity, estimators, curves --------------------------------
+    @property
+    def short_windows(self) -> list[str]:
+        """Outcomes fitted on fewer than five pre-treatment periods."""
+        return [f"{e.outcome} ({int(e.result.fit.design.pre_mask.sum())})"
+                for e in {e.outcome: e for e in self.main}.values() if e.result.fit.design.pre_mask.sum() < 5]
+
+    # -- robustness, blocks, sensitivity, estimators, curves ------------------------
     @cached_property
     def robustness_table(self) -> Table:
-        return Table.of([
-            {"unit": e.treated, "pool": e.pool, "effect": num(e.effect),
-             "leave-one-out range": f"{num(e.loo_min)} to {num(e.loo_max)}",
-             f"in-time placebo effect ({self.in_time_start})": num(e.in_time_effect),
-             "in-time ratio / real ratio": f"{num(e.in_time_ratio)} / {num(e.real_ratio)}",
-             "conformal p": p(e.conformal_p), "pooled p": p(e.pooled_p)}
-            for e in self.robustness_estimates
-        ])
+        rows = []
+        for e in self.robustness_estimates:
+            outcome = self.config.outcome(e.outcome)
+            rows.append({"unit": e.treated, "pool": e.pool, "effect": self.effect_of(e),
+                         f"change since {self.last_pre}": self.change_of(e),
+                         f"in-time placebo gap ({self.in_time_window})": self.effect(e.in_time_effect, outcome),
+                         "fake / real": num(self.fake_ratio(e), 2),
+                         "leave-one-out range": f"{self.effect(e.loo_min, outcome)} to {self.effect(e.loo_max, outcome)}",
+                         "conformal p": p(e.conformal_p)})
+        return Table.of(rows)
 
     @property
     def robustness_estimates(self) -> tuple[Estimate, ...]:
@@ -229,57 +307,84 @@ class ReportView:
                      if any(x is not None for x in (e.result.leave_one_out, e.result.in_time, e.result.conformal)))
 
     @staticmethod
-    def in_time_reading(e: Estimate) -> Literal["none", "larger", "comparable", "small"]:
-        """How the in-time placebo's fake effect compares with the real effect."""
-        fake, real = e.in_time_effect, e.effect
-        if not np.isfinite(fake):
-            return "none"
-        if np.sign(fake) != np.sign(real) or abs(fake) < abs(real) / 2:
-            return "small"
-        return "larger" if abs(fake) >= 2 * abs(real) else "comparable"
+    def fake_ratio(e: Estimate) -> float:
+        """The in-time placebo's fake gap over the real effect."""
+        return e.in_time_effect / e.effect if e.effect != 0 else float("nan")
 
-    @staticmethod
-    def loo_keeps_sign(e: Estimate) -> bool:
-        return bool(np.sign(e.loo_min) == np.sign(e.loo_max) == np.sign(e.effect))
+    @property
+    def predating(self) -> list[str]:
+        """Fits whose in-time placebo gap has the real effect's sign and at least half its size."""
+        return [f"{e.treated} ({e.pool}, {self.fake_ratio(e):.1f} times)" for e in self.robustness_estimates
+                if np.isfinite(e.in_time_effect) and self.fake_ratio(e) >= 0.5]
+
+    @property
+    def sign_changes(self) -> list[str]:
+        return [f"{e.treated} ({e.pool})" for e in self.robustness_estimates if e.result.leave_one_out is not None
+                and not (np.sign(e.loo_min) == np.sign(e.loo_max) == np.sign(e.effect))]
 
     @property
     def in_time_start(self) -> object:
         return next((e.task.plan.in_time_start for e in self.headline if e.task.plan.in_time_start is not None), "-")
 
-    @cached_property
-    def conformal_table(self) -> Table:
-        rows = []
-        for e in self.study.estimates:
-            result = e.result.conformal
-            for period, r in ([] if result is None else result.table.iterrows()):
-                edge = " (grid edge)" if r.lower_open or r.upper_open else ""
-                rows.append({"unit": e.treated, "pool": e.pool, "period": period, "gap": num(r.estimate),
-                             f"{1 - result.alpha:.0%} interval": f"[{num(r.lower)}, {num(r.upper)}]{edge}",
-                             "p": p(r.p_value)})
-        return Table.of(rows)
+    @property
+    def in_time_window(self) -> str:
+        start = self.in_time_start
+        return f"{start}-{self.last_pre}" if start != "-" else "-"
 
     @cached_property
     def pooled_table(self) -> Table:
         return Table.of([
-            {"outcome": tr.task.outcome.column, "pool": tr.task.pool, "average standardised gap": num(tr.pooled.average),
-             "pooled p": p(tr.pooled.p_value), "null": f"{tr.pooled.method}, {tr.pooled.n_draws} placebo averages"}
+            {"outcome": tr.task.outcome.column, "pool": tr.task.pool,
+             "statistic": self.statistic_words(tr.pooled.statistic), "value": num(tr.pooled.average),
+             "pooled p": p(tr.pooled.p_value),
+             "one-sided p (decrease / increase)": "-" if tr.pooled_signed is None else
+             f"{p(tr.pooled_signed.p_negative)} / {p(tr.pooled_signed.p_positive)}",
+             "null": f"{tr.pooled.method}, {tr.pooled.n_draws} placebo combinations"}
             for tr in self.study.task_results if tr.pooled is not None and tr.task.is_main
         ])
 
     @cached_property
-    def sensitivity(self) -> list[tuple[Analysis, Table]]:
-        found = []
-        for analysis in self.config.analyses[1:]:
-            rows = [e for e in self.study.estimates if e.analysis == analysis.name]
-            found.append((analysis, Table.of([
-                {"unit": e.treated, "outcome": e.outcome, "pool": e.pool, "effect": num(e.effect),
-                 "fit": e.fit_quality, "p (placebo)": p(e.p_value), "donors": e.n_donors} for e in rows])))
-        return [(a, t) for a, t in found if t]
+    def block_table(self) -> Table:
+        rows = []
+        for e in self.study.block_estimates:
+            outcome = self.config.outcome(e.outcome)
+            rows.append({"block": e.treated, "outcome": e.outcome, "pool": e.pool, "estimator": e.estimator,
+                         "effect": self.effect_of(e),
+                         "95% interval": f"{self.effect(e.ci_lower, outcome)} to {self.effect(e.ci_upper, outcome)}",
+                         "placebo p": p(e.p_value), "p (decrease / increase)": f"{p(e.p_negative)} / {p(e.p_positive)}",
+                         "donors": e.n_donors})
+        return Table.of(rows)
+
+    @cached_property
+    def sensitivity_table(self) -> Table:
+        """One row per sensitivity analysis, outcome and pool: median, range, small p-values."""
+        rows = []
+        for tr in self.study.task_results:
+            task = tr.task
+            if task.is_main or not task.is_reference:
+                continue
+            estimates = [e for e in self.study.estimates if e.task is task]
+            effects = sorted(e.effect for e in estimates)
+            rows.append({"analysis": task.analysis, "outcome": task.outcome.column, "pool": task.pool,
+                         "units": len(estimates), "donors": estimates[0].n_donors,
+                         "median": self.effect(float(np.median(effects)), task.outcome),
+                         "range": f"{self.effect(effects[0], task.outcome)} to {self.effect(effects[-1], task.outcome)}",
+                         f"p <= {self.alpha}": ", ".join(e.treated for e in estimates if e.tested and e.p_value <= self.alpha)
+                         or "none",
+                         "pooled p": p(tr.pooled.p_value) if tr.pooled else "-"})
+        return Table.of(rows)
+
+    @property
+    def sensitivity_lines(self) -> list[str]:
+        return [f"{a.name}: {a.description}" if a.description else a.name for a in self.sensitivity_analyses]
+
+    @property
+    def sensitivity_analyses(self) -> tuple[Analysis, ...]:
+        return self.config.analyses[1:]
 
     @cached_property
     def estimator_names(self) -> tuple[str, ...]:
-        rows = self._headline_all
-        return tuple(dict.fromkeys(e.estimator for e in rows))
+        return tuple(dict.fromkeys(e.estimator for e in self._headline_all))
 
     @property
     def _headline_all(self) -> tuple[Estimate, ...]:
@@ -288,9 +393,9 @@ class ReportView:
     def by_estimator(self, column: str) -> Table:
         """``column`` of the headline estimates: one row per unit and pool, a column per estimator."""
         cells: dict[tuple, dict[str, str]] = {}
-        formatted = p if column == "p_value" else num
         for e in self._headline_all:
-            cells.setdefault((e.treated, e.pool), {})[e.estimator] = formatted(getattr(e, column))
+            value = p(e.p_value) if column == "p_value" else self.effect_of(e)
+            cells.setdefault((e.treated, e.pool), {})[e.estimator] = value
         return Table.of([{"unit": unit, "pool": pool, **{n: row.get(n, "-") for n in self.estimator_names}}
                          for (unit, pool), row in cells.items()])
 
@@ -302,10 +407,12 @@ class ReportView:
     @cached_property
     def curves_table(self) -> Table:
         rows = []
+        outcome = self.config.headline
         for c in self.study.curves:
             effects = c.curve.table["effect"]
             rows.append({"unit": self.config.unit_name(c.treated), "pool": c.pool, "fits": len(effects),
-                         "median effect": num(effects.median()), "range": f"{num(effects.min())} to {num(effects.max())}",
+                         "median effect": self.effect(float(effects.median()), outcome),
+                         "range": f"{self.effect(effects.min(), outcome)} to {self.effect(effects.max(), outcome)}",
                          "share negative": f"{(effects < 0).mean():.2f}"})
         return Table.of(rows)
 

@@ -6,6 +6,8 @@ Layers, each importing only the ones above it in this list:
 * :mod:`~synthcontrol.study.model` -- the study model: data, groups, pools,
   outcomes, analyses, and tasks with their inference plans (no logic);
 * :mod:`~synthcontrol.study.schema` -- the configuration's tables, keys and types;
+* :mod:`~synthcontrol.study.data`, :mod:`~synthcontrol.study.flags` -- the data and
+  its audit flags (the donors they drop);
 * :mod:`~synthcontrol.study.expand` -- analyses to tasks and inference plans;
 * :mod:`~synthcontrol.study.validate` -- every task checked against the data;
 * :mod:`~synthcontrol.study.options`, :mod:`~synthcontrol.study.parse` -- TOML to
@@ -17,6 +19,11 @@ Layers, each importing only the ones above it in this list:
 
 from .model import (
     Analysis,
+    AuditRules,
+    Block,
+    BlockOptions,
+    BlockTask,
+    Claim,
     CurveTask,
     Estimator,
     Group,
@@ -25,13 +32,14 @@ from .model import (
     Outcome,
     PlaceboPlan,
     Pool,
+    ReportOptions,
     SpecCurveOptions,
     StudyConfig,
     StudyData,
     Task,
 )
 from .parse import load_config
-from .result import CurveResult, Estimate, StudyResult, TaskResult, UnitResult, fit_quality
+from .result import BlockResult, CurveResult, Estimate, StudyResult, TaskResult, UnitResult, fit_quality, per_cent
 from .run import run_study
 from .single import study_of
 
@@ -40,12 +48,19 @@ __all__ = [
     "run_study",
     "study_of",
     "fit_quality",
+    "per_cent",
     "StudyConfig",
     "StudyData",
     "Group",
     "Pool",
     "Outcome",
     "Analysis",
+    "AuditRules",
+    "Block",
+    "BlockOptions",
+    "BlockTask",
+    "Claim",
+    "ReportOptions",
     "Estimator",
     "InferenceOptions",
     "SpecCurveOptions",
@@ -55,6 +70,7 @@ __all__ = [
     "CurveTask",
     "StudyResult",
     "TaskResult",
+    "BlockResult",
     "UnitResult",
     "CurveResult",
     "Estimate",

@@ -1,5 +1,6 @@
 """The option tables of a configuration: ``[estimators]``, ``[fit]``, ``[inference]``,
-``[report]`` and ``[speccurve]``, each checked and turned into its model object."""
+``[report]``, ``[speccurve]`` and the options of ``[blocks]``, each checked and turned
+into its model object."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ from typing import Any, Literal, Mapping
 from ..errors import ConfigError, SpecError
 from ..estimators import ESTIMATORS
 from ..estimators import check_fit_options  # the checks sc.fit applies
-from ..results import FitOptions
-from .model import REFERENCE_ESTIMATOR, Estimator, InferenceOptions, SpecCurveOptions
+from ..inference.pooled import POOLED_STATISTICS
+from ..options import FitOptions
+from ..variants.several import SEVERAL_ESTIMATORS
+from .model import (
+    REFERENCE_ESTIMATOR,
+    Block,
+    BlockOptions,
+    Estimator,
+    InferenceOptions,
+    ReportOptions,
+    SpecCurveOptions,
+)
 from .schema import SCOPES, check_table, choice, nonempty, unknown, window
 
-__all__ = ["estimators", "fit_options", "inference", "thresholds", "speccurve"]
+__all__ = ["estimators", "fit_options", "inference", "report", "speccurve", "block_options"]
 
 
 def estimator_names(values: list, key: str) -> tuple[str, ...]:
@@ -22,22 +33,43 @@ def estimator_names(values: list, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def estimators(table: Mapping[str, Any]) -> tuple[tuple[Estimator, ...], Literal["headline", "all"]]:
-    """The estimators, the reference one first, and the outcomes the others fit."""
+def estimators(table: Mapping[str, Any], pools: tuple[str, ...]) -> tuple[tuple[Estimator, ...],
+                                                                          Literal["headline", "all"]]:
+    """The estimators, the reference one first, and the outcomes the others fit;
+    ``pools`` are the main analysis' pools, which ``pools = {name = [...]}`` may narrow."""
     check_table(table, "estimators", "estimators")
     names = estimator_names(table.get("names", [REFERENCE_ESTIMATOR]), "estimators.names")
     if REFERENCE_ESTIMATOR not in names:
         raise ConfigError(f"key 'estimators.names' must include {REFERENCE_ESTIMATOR!r} (the reference estimator)")
-    options = table.get("options", {})
+    options = _per_estimator(table, "options", names)
     for name, values in options.items():
-        if name not in names:
-            raise ConfigError(f"key 'estimators.options.{name}': {name!r} is not in estimators.names "
-                              f"({', '.join(names)}); add it there or remove its options")
         if not isinstance(values, dict):
             raise ConfigError(f"key 'estimators.options.{name}' must be a table such as {{ se = false }}")
+    own_pools = _per_estimator(table, "pools", names)
+    for name, values in own_pools.items():
+        key = f"estimators.pools.{name}"
+        if name == REFERENCE_ESTIMATOR:
+            raise ConfigError(f"key {key!r}: the reference estimator fits every pool; remove the key")
+        if not isinstance(values, list):
+            raise ConfigError(f"key {key!r} must be a list of pools, got {values!r}")
+        for pool in nonempty(values, key, "pool"):
+            if pool not in pools:
+                raise ConfigError(unknown(key, pool, list(pools), "pool") + " (pools of the main analysis)")
     scope = choice(table.get("outcomes", "headline"), ("headline", "all"), "estimators.outcomes")
     ordered = (REFERENCE_ESTIMATOR, *(n for n in names if n != REFERENCE_ESTIMATOR))
-    return tuple(Estimator(n, tuple(sorted(options.get(n, {}).items()))) for n in ordered), scope
+    return tuple(Estimator(n, tuple(sorted(options.get(n, {}).items())),
+                           pools=tuple(dict.fromkeys(own_pools[n])) if n in own_pools else None)
+                 for n in ordered), scope
+
+
+def _per_estimator(table: Mapping[str, Any], key: str, names: tuple[str, ...]) -> dict:
+    """A table keyed by estimator name, each of them listed in ``names``."""
+    values = table.get(key, {})
+    for name in values:
+        if name not in names:
+            raise ConfigError(f"key 'estimators.{key}.{name}': {name!r} is not in estimators.names "
+                              f"({', '.join(names)}); add it there or remove its {key}")
+    return values
 
 
 def fit_options(table: Mapping[str, Any]) -> FitOptions:
@@ -67,6 +99,8 @@ def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> 
         raise ConfigError(f"key 'inference.conformal_alpha' must lie in (0, 1), got {alpha}")
     if table.get("n_jobs", -1) == 0:
         raise ConfigError("key 'inference.n_jobs' = 0 runs nothing; give a number of workers, or -1 for every core")
+    if "pooled_statistic" in table:
+        choice(table["pooled_statistic"], POOLED_STATISTICS, "inference.pooled_statistic")
     if "placebo_estimators" in table:
         names = estimator_names(table["placebo_estimators"], "inference.placebo_estimators")
         table = {**table, "placebo_estimators": names}
@@ -77,12 +111,20 @@ def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> 
     return options
 
 
-def thresholds(table: Mapping[str, Any]) -> tuple[float, float]:
+def report(table: Mapping[str, Any]) -> ReportOptions:
     check_table(table, "report", "report")
     good, fair = float(table.get("fit_good", 0.25)), float(table.get("fit_fair", 0.5))
     if not 0 < good < fair:
         raise ConfigError(f"keys 'report.fit_good' ({good}) and 'report.fit_fair' ({fair}) need 0 < good < fair")
-    return good, fair
+    ratio = float(table.get("identified_ratio", 10.0))
+    if not ratio > 1:
+        raise ConfigError(f"key 'report.identified_ratio' must exceed 1 (a multiple of the median placebo's "
+                          f"pre-period MSPE), got {ratio}")
+    words = table.get("unit_words", ["unit", "units"])
+    if len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words):
+        raise ConfigError(f"key 'report.unit_words' must be [singular, plural], such as [\"city\", \"cities\"]; "
+                          f"got {words!r}")
+    return ReportOptions(good, fair, ratio, (words[0], words[1]))
 
 
 def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: list[str]) -> SpecCurveOptions | None:
@@ -105,4 +147,27 @@ def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: li
         placebo=table.get("placebo", False),
         n_lags=n_lags,
         fit_windows=windows or (None,),
+    )
+
+
+def block_options(table: Mapping[str, Any], blocks: tuple[Block, ...], pools: tuple[str, ...]) -> BlockOptions:
+    """The options of ``[blocks]`` (its ``treated`` table is resolved into ``blocks``)."""
+    names = nonempty(table.get("estimators", ["sdid"]), "blocks.estimators", "estimator")
+    for name in names:
+        choice(name, SEVERAL_ESTIMATORS, "blocks.estimators")
+    chosen = tuple(dict.fromkeys(table.get("pools", list(pools))))
+    for pool in nonempty(list(chosen), "blocks.pools", "pool"):
+        if pool not in pools:
+            raise ConfigError(unknown("blocks.pools", pool, list(pools), "pool") + " (pools of the main analysis)")
+    replications = table.get("n_replications", 200)
+    if replications < 2:
+        raise ConfigError(f"key 'blocks.n_replications' must be at least 2, got {replications}")
+    return BlockOptions(
+        blocks=blocks,
+        estimators=tuple(dict.fromkeys(names)),
+        outcomes=choice(table.get("outcomes", "headline"), ("headline", "all"), "blocks.outcomes"),
+        pools=chosen,
+        standard_error=choice(table.get("standard_error", "placebo"), ("placebo", "jackknife"),
+                              "blocks.standard_error"),
+        n_replications=replications,
     )

@@ -35,33 +35,24 @@ Examples
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
-from .. import datasets
 from ..errors import ConfigError
 from ..spec import Predictor, at, mean
 from . import options as parse_options
-from .expand import DonorRules, curve_tasks, tasks
-from .model import Analysis, Group, Outcome, Pool, StudyConfig, StudyData
-from .schema import check_table, nonempty, read_text, read_toml, unknown, window
+from .data import DATASETS, check_column, load_data
+from .expand import DonorRules, block_tasks, curve_tasks, tasks
+from .flags import audit_rules
+from .model import Analysis, Block, BlockOptions, Claim, Group, Outcome, Pool, StudyConfig, StudyData
+from .schema import check_table, choice, nonempty, read_toml, unknown, window
 from .validate import check_designs, probe_estimators, study_panel
 
 __all__ = ["load_config", "DATASETS"]
-
-#: Built-in datasets a configuration may name in ``[data] dataset``.
-DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
-    "china_cities": datasets.load_china_cities,
-    "smoking": datasets.load_smoking,
-    "basque": datasets.load_basque,
-    "texas": datasets.load_texas,
-    "hongkong": datasets.load_hongkong,
-}
 
 
 def load_config(path: str | os.PathLike, *, quick: bool = False) -> StudyConfig:
@@ -88,7 +79,7 @@ def load_config(path: str | os.PathLike, *, quick: bool = False) -> StudyConfig:
     """
     path = Path(path)
     raw = read_toml(path)
-    data = _load_data(raw["data"], path)
+    data = load_data(raw["data"], path)
     config = _build(raw, path, data)
     if quick:
         config = _quick(config)
@@ -98,81 +89,9 @@ def load_config(path: str | os.PathLike, *, quick: bool = False) -> StudyConfig:
     panel = study_panel(draft)
     estimators = probe_estimators(draft, panel)
     config = replace(config, estimators=estimators, tasks=tasks(config, estimators, rules))
-    config = replace(config, curves=curve_tasks(config))
+    config = replace(config, curves=curve_tasks(config), block_tasks=block_tasks(config))
     check_designs(config, panel)
     return config
-
-
-# -- data ---------------------------------------------------------------------------
-
-
-def _load_data(table: Mapping[str, Any], path: Path) -> StudyData:
-    check_table(table, "data", "data")
-    if ("dataset" in table) == ("path" in table):
-        raise ConfigError(
-            "[data] needs exactly one of 'dataset' (a built-in dataset: "
-            f"{', '.join(DATASETS)}) or 'path' (a CSV file)"
-        )
-    if "dataset" in table:
-        name = table["dataset"]
-        if name not in DATASETS:
-            raise ConfigError(unknown("data.dataset", name, list(DATASETS)))
-        frame = DATASETS[name]()
-        source = f"built-in dataset '{name}' (synthcontrol.datasets.{DATASETS[name].__name__})"
-    else:
-        file = Path(os.path.normpath(path.parent / table["path"])).resolve()
-        frame, source = _read_csv(file, path), str(file)
-    for key in ("unit", "time", "label", "flag"):
-        if key in table and table[key] not in frame.columns:
-            raise ConfigError(unknown(f"data.{key}", table[key], list(frame.columns), "column"))
-    _check_periods(frame, table["time"])
-    unit, label, flag = table["unit"], table.get("label", ""), table.get("flag", "")
-    return StudyData(
-        frame=frame,
-        source=source,
-        unit=unit,
-        time=table["time"],
-        label=label,
-        flag=flag,
-        flag_note=table.get("flag_note", ""),
-        datasheet=table.get("datasheet", ""),
-        flagged_units=tuple(pd.unique(frame.loc[frame[flag].astype(bool), unit]).tolist()) if flag else (),
-        names=_names(frame, unit, label),
-    )
-
-
-def _check_periods(frame: pd.DataFrame, time: str) -> None:
-    """A configuration's periods are numbers (years), as its treatment_start and windows are."""
-    periods = frame[time]
-    if periods.isna().any():
-        row = int(periods.isna().to_numpy().argmax())
-        raise ConfigError(f"key 'data.time': column {time!r} has a missing period (first at row {row}); "
-                          "every row needs one")
-    if not pd.api.types.is_numeric_dtype(periods) or pd.api.types.is_bool_dtype(periods):
-        raise ConfigError(f"key 'data.time': column {time!r} holds {periods.dtype} values such as "
-                          f"{periods.iloc[0]!r}; a configuration's periods are integers such as years: "
-                          "convert the column")
-
-
-def _names(frame: pd.DataFrame, unit: str, label: str) -> dict:
-    """Unit -> its label (the first one, should a unit's label change over time)."""
-    if not label:
-        return {}
-    pairs = frame[[unit, label]].drop_duplicates(unit)
-    return dict(zip(pairs[unit].tolist(), pairs[label].astype(str)))
-
-
-def _read_csv(file: Path, config: Path) -> pd.DataFrame:
-    if not file.exists():
-        raise ConfigError(f"key 'data.path': file {file} not found; the path is relative to {config}")
-    text = read_text(file, "key 'data.path': data file")
-    try:
-        frame = pd.read_csv(io.StringIO(text))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise ConfigError(f"key 'data.path': {file} is not a readable CSV file: {error}") from error
-    if frame.empty:
-        raise ConfigError(f"key 'data.path': {file} has a header but no rows of data")
-    return frame
 
 
 # -- unit sets: groups and pools ------------------------------------------------------
@@ -265,8 +184,8 @@ def _pool_names(values: list, key: str, pools: tuple[Pool, ...]) -> tuple[str, .
 # -- outcomes and predictors ------------------------------------------------------------
 
 
-def _outcomes(items: list, frame: pd.DataFrame) -> tuple[Outcome, ...]:
-    outcomes = tuple(_outcome(item, i, frame) for i, item in enumerate(nonempty(items, "outcomes", "outcome")))
+def _outcomes(items: list, data: StudyData) -> tuple[Outcome, ...]:
+    outcomes = tuple(_outcome(item, i, data) for i, item in enumerate(nonempty(items, "outcomes", "outcome")))
     headlines = [o.column for o in outcomes if o.headline]
     if len(headlines) > 1:
         raise ConfigError(f"several outcomes have 'headline = true' ({headlines}); mark one")
@@ -278,13 +197,14 @@ def _outcomes(items: list, frame: pd.DataFrame) -> tuple[Outcome, ...]:
     return outcomes
 
 
-def _outcome(item: Any, index: int, frame: pd.DataFrame) -> Outcome:
+def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
     where = f"outcomes[{index}]"
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a table ([[outcomes]]), got {item!r}")
     check_table(item, "outcomes", where)
+    frame = data.frame
     column = item["column"]
-    _check_column(f"{where}.column", column, frame)
+    check_column(f"{where}.column", column, frame)
     predictors = tuple(
         _predictor(p, f"{where}.predictors[{j}]", frame) for j, p in enumerate(item.get("predictors", []))
     )
@@ -294,14 +214,10 @@ def _outcome(item: Any, index: int, frame: pd.DataFrame) -> Outcome:
         headline=item.get("headline", False),
         exclude_flagged=item.get("exclude_flagged", False),
         predictors=predictors,
+        log=item.get("log", column in data.logs),
+        units=item.get("units", ""),
+        fit_window=window(item["fit_window"], f"{where}.fit_window") if "fit_window" in item else None,
     )
-
-
-def _check_column(key: str, column: str, frame: pd.DataFrame) -> None:
-    if column not in frame.columns:
-        raise ConfigError(unknown(key, column, list(frame.columns), "column"))
-    if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-        raise ConfigError(f"key {key!r}: column {column!r} is not numeric; choose a numeric column")
 
 
 def _predictor(item: Any, where: str, frame: pd.DataFrame) -> Predictor:
@@ -311,7 +227,7 @@ def _predictor(item: Any, where: str, frame: pd.DataFrame) -> Predictor:
             f"{{variable = \"x\", mean = [2005, 2010]}}, got {item!r}"
         )
     check_table(item, "predictor", where)
-    _check_column(f"{where}.variable", item["variable"], frame)
+    check_column(f"{where}.variable", item["variable"], frame)
     if ("at" in item) == ("mean" in item):
         raise ConfigError(f"{where} needs exactly one of 'at' (a period) or 'mean' ([start, end])")
     if "at" in item:
@@ -351,6 +267,7 @@ def _sensitivity(item: Any, index: int, main: Analysis, outcomes: tuple[Outcome,
         raise ConfigError(f"key '{where}.name' = 'main' is reserved for the main analysis; rename it")
     start = item.get("treatment_start", main.treatment_start)
     fit_window = window(item["fit_window"], f"{where}.fit_window") if "fit_window" in item else None
+    own_window = fit_window is not None
     if fit_window is None and main.fit_window is not None:
         fit_window = (main.fit_window[0], min(main.fit_window[1], start - 1))
     known = [o.column for o in outcomes]
@@ -366,6 +283,10 @@ def _sensitivity(item: Any, index: int, main: Analysis, outcomes: tuple[Outcome,
         outcomes=tuple(item.get("outcomes", main.outcomes)),
         pools=_pool_names(item["pools"], f"{where}.pools", pools) if "pools" in item else main.pools,
         exclude_flagged=item.get("exclude_flagged"),
+        description=item.get("description", ""),
+        exclude=_resolve_units(item.get("exclude", []), f"{where}.exclude", data, groups),
+        drop_audited=item.get("drop_audited", True),
+        own_window=own_window,
     )
 
 
@@ -386,6 +307,14 @@ def _check_years(analysis: Analysis, outcomes: tuple[Outcome, ...], periods: lis
             )
     by_column = {o.column: o for o in outcomes}
     for column in analysis.outcomes:
+        own = by_column[column].fit_window
+        if own is not None and not analysis.own_window and (
+                own[0] < first or own[0] >= start or (analysis.is_main and own[1] >= start)):
+            raise ConfigError(
+                f"fit_window {list(own)} of outcome {column!r} must start within {first}-{start - 1} for "
+                f"analysis {analysis.name!r} ('{key}.treatment_start' = {start}); move it or give the "
+                "analysis its own fit_window"
+            )
         for predictor in by_column[column].predictors:
             if predictor.start < first or predictor.end >= start:
                 raise ConfigError(
@@ -418,9 +347,10 @@ def _build(raw: dict, path: Path, data: StudyData) -> StudyConfig:
     groups = _groups(raw, data)
     members = {g.name: g.units for g in groups}
     pools = _pools(raw, data, members)
-    outcomes = _outcomes(raw["outcomes"], data.frame)
+    outcomes = _outcomes(raw["outcomes"], data)
     analyses = _analyses(raw, outcomes, pools, data, members)
-    estimators, scope = parse_options.estimators(raw.get("estimators", {}))
+    main_pools = analyses[0].pools
+    estimators, scope = parse_options.estimators(raw.get("estimators", {}), main_pools)
     return StudyConfig(
         title=study["title"],
         description=study.get("description", ""),
@@ -436,11 +366,50 @@ def _build(raw: dict, path: Path, data: StudyData) -> StudyConfig:
         estimator_scope=scope,
         fit_options=parse_options.fit_options(raw.get("fit", {})),
         inference=parse_options.inference(raw.get("inference", {}), data.periods, analyses[0].treatment_start),
-        fit_thresholds=parse_options.thresholds(raw.get("report", {})),
-        speccurve=parse_options.speccurve(raw.get("speccurve"), analyses[0].pools, [p.name for p in pools]),
+        report=parse_options.report(raw.get("report", {})),
+        speccurve=parse_options.speccurve(raw.get("speccurve"), main_pools, [p.name for p in pools]),
         output=Path(os.path.normpath(path.parent / study["output"])) if "output" in study else None,
         tasks=(),
+        audit=audit_rules(raw["audit"], path, data.logs) if "audit" in raw else None,
+        claims=_claims(raw.get("claims", []), outcomes),
+        blocks=_blocks(raw["blocks"], analyses[0], data, members) if "blocks" in raw else None,
     )
+
+
+def _claims(items: list, outcomes: tuple[Outcome, ...]) -> tuple[Claim, ...]:
+    known = [o.column for o in outcomes]
+    claims = []
+    for i, item in enumerate(items):
+        where = f"claims[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be a table ([[claims]]), got {item!r}")
+        check_table(item, "claims", where)
+        for column in item.get("outcomes", []):
+            if column not in known:
+                raise ConfigError(unknown(f"{where}.outcomes", column, known, "outcome") +
+                                  "; list outcomes declared under [[outcomes]], or none for a claim the data "
+                                  "cannot measure")
+        direction = choice(item["direction"], ("increase", "decrease"), f"{where}.direction") \
+            if "direction" in item else None
+        claims.append(Claim(item["name"], item["statement"], tuple(dict.fromkeys(item.get("outcomes", []))),
+                            direction, item.get("note", "")))
+    return tuple(claims)
+
+
+def _blocks(table: Any, main: Analysis, data: StudyData, groups: Mapping[str, tuple]) -> BlockOptions:
+    check_table(table, "blocks", "blocks")
+    blocks = []
+    for name, values in table["treated"].items():
+        key = f"blocks.treated.{name}"
+        if not isinstance(values, list):
+            raise ConfigError(f"key {key!r} must be a list of treated units or groups, got {values!r}")
+        units = _resolve_units(nonempty(values, key, "unit"), key, data, groups)
+        outside = [u for u in units if u not in main.treated]
+        if outside or len(units) < 2:
+            raise ConfigError(f"key {key!r}: a block holds at least two treated units of the main analysis "
+                              f"({', '.join(map(str, main.treated))}); got {list(units)}")
+        blocks.append(Block(name, units))
+    return parse_options.block_options(table, tuple(blocks), main.pools)
 
 
 def _rules(raw: Mapping[str, Any], config: StudyConfig) -> DonorRules:
@@ -451,12 +420,16 @@ def _rules(raw: Mapping[str, Any], config: StudyConfig) -> DonorRules:
         excluded=config.excluded_units,
         flagged=config.data.flagged_units,
         drop_incomplete=raw.get("donors", {}).get("drop_incomplete", False),
+        periods=tuple(config.data.periods),
+        audit=config.audit,
     )
 
 
 def _quick(config: StudyConfig) -> StudyConfig:
     """Only the main analysis, its headline outcome and first pool, the reference
-    estimator, and no specification curves."""
+    estimator, the blocks' first estimator on that pool, and no specification curves."""
     main = config.main
     analysis = replace(main, outcomes=(config.headline.column,), pools=main.pools[:1])
-    return replace(config, analyses=(analysis,), estimators=config.estimators[:1], speccurve=None)
+    blocks = None if config.blocks is None else replace(
+        config.blocks, outcomes="headline", pools=main.pools[:1], estimators=config.blocks.estimators[:1])
+    return replace(config, analyses=(analysis,), estimators=config.estimators[:1], speccurve=None, blocks=blocks)

@@ -1,20 +1,26 @@
-"""Run a study: fit every task, then the inference its plan names, then the
-specification curves. Nothing is written here; see :mod:`synthcontrol.report`."""
+"""Run a study: fit every task, then the inference its plan names, then the blocks
+of treated units and the specification curves. Nothing is written here; see
+:mod:`synthcontrol.report`.
+
+Audit warnings (:class:`~synthcontrol.errors.AuditWarning`) of the fits and placebo
+tests are recorded on each task's result (for the report), logged, and summarised in
+one AuditWarning per task (a study of many fits raises hundreds)."""
 
 from __future__ import annotations
 
 import logging
 import time
 import warnings
-from typing import Hashable
+
+import pandas as pd
 
 from .. import inference
-from ..errors import DroppedDonorsWarning
+from ..errors import AuditWarning, DroppedDonorsWarning
 from ..estimators import fit
-from ..results import SynthResult
 from ..speccurve import specification_curve
-from .model import CurveTask, StudyConfig, Task
-from .result import CurveResult, StudyResult, TaskResult, UnitResult
+from ..variants.several import fit_several
+from .model import BlockTask, CurveTask, StudyConfig, Task
+from .result import BlockResult, CurveResult, StudyResult, TaskResult, UnitResult
 
 __all__ = ["run_study"]
 
@@ -74,31 +80,62 @@ def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
         began = time.perf_counter()
         results.append(_run_task(config, task, n_jobs))
         logger.info("[%d/%d] done in %.1f s", number, len(config.tasks), time.perf_counter() - began)
+    blocks = tuple(_run_block(config, block) for block in config.block_tasks)
     curves = tuple(_run_curve(config, curve, n_jobs) for curve in config.curves)
     seconds = time.perf_counter() - start
     logger.info("study finished: %d tasks in %.1f s", len(config.tasks), seconds)
-    return StudyResult(config, tuple(results), curves, seconds)
+    return StudyResult(config, tuple(results), curves, seconds, blocks)
 
 
-def _fit_task(config: StudyConfig, task: Task) -> dict[Hashable, SynthResult]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DroppedDonorsWarning)
-        fits = fit(config.data.frame, task.spec, estimator=task.estimator,
-                   estimator_options=dict(task.estimator_options), **config.fit_options.search_options())
-    for warning in caught:
-        if issubclass(warning.category, DroppedDonorsWarning):
-            logger.info("  %s", warning.message)
-        else:
+def _audit_flags(config: StudyConfig) -> pd.DataFrame | None:
+    """The flags the fits and placebo tests warn about (None: no audit)."""
+    return None if config.audit is None else config.audit.with_actions(config.audit.warn)
+
+
+class _Warnings:
+    """Records the warnings of a block of code: dropped donors are logged, audit
+    warnings kept (for the report) and logged, others issued again."""
+
+    def __init__(self) -> None:
+        self.audit: list[str] = []
+        self._context = warnings.catch_warnings(record=True)
+
+    def __enter__(self) -> "_Warnings":
+        self._caught = self._context.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._context.__exit__(*exc)
+        for warning in self._caught:
+            if issubclass(warning.category, DroppedDonorsWarning):
+                logger.info("  %s", warning.message)
+                continue
+            if issubclass(warning.category, AuditWarning):
+                self.audit.append(str(warning.message))
+                logger.debug("  %s", warning.message)
+                continue
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return dict(fits)
+
+    def summarise(self, task: Task) -> None:
+        """One AuditWarning for the audit warnings of ``task``, if any."""
+        if self.audit:
+            warnings.warn(f"{task.analysis} | {task.outcome.column} | {task.pool} | {task.estimator}: "
+                          f"{len(self.audit)} audit warning(s) from the fits and placebo tests (the report's "
+                          f"data audit counts them, the debug log lists them); the first: {self.audit[0]}",
+                          AuditWarning, stacklevel=3)
 
 
 def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:
     """The task's fits and the inference of its plan, every inference call in one place."""
-    fits = _fit_task(config, task)
-    plan = task.plan
-    placebos = {} if plan.placebo is None else inference.placebo_tests(
-        fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights)
+    flags = _audit_flags(config)
+    with _Warnings() as caught:
+        fits = dict(fit(config.data.frame, task.spec, estimator=task.estimator, audit=flags,
+                        estimator_options=dict(task.estimator_options), **config.fit_options.search_options()))
+        plan = task.plan
+        placebos = {} if plan.placebo is None else inference.placebo_tests(
+            fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights, audit=flags)
+    caught.summarise(task)
     units = tuple(
         UnitResult(
             fit=result,
@@ -111,10 +148,23 @@ def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult
         )
         for treated, result in fits.items()
     )
-    pooled = None
+    pooled = signed = None
     if plan.placebo is not None and plan.placebo.pooled and len(placebos) > 1:
-        pooled = inference.pooled_test(list(placebos.values()))
-    return TaskResult(task, units, pooled)
+        statistic = config.inference.pooled_statistic
+        pooled = inference.pooled_test(list(placebos.values()), statistic=statistic)
+        signed = pooled if statistic == "mean" else inference.pooled_test(list(placebos.values()))
+    return TaskResult(task, units, pooled, signed, tuple(caught.audit))
+
+
+def _run_block(config: StudyConfig, task: BlockTask) -> BlockResult:
+    """A block of treated units fitted together (:func:`~synthcontrol.fit_several`)."""
+    logger.info("block %s | %s | %s | %s", task.block.name, task.outcome.column, task.pool, task.estimator)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DroppedDonorsWarning)  # logged with the main fit
+        result = fit_several(config.data.frame, task.spec, estimator=task.estimator,
+                             standard_error=task.standard_error, n_replications=task.n_replications,
+                             seed=config.fit_options.seed)
+    return BlockResult(task, result)
 
 
 def _run_curve(config: StudyConfig, curve: CurveTask, n_jobs: int | None) -> CurveResult:

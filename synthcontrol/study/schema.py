@@ -5,23 +5,29 @@ Tables and keys (``*`` required)::
 
     [study]         title*, description, output, sources
     [data]          dataset | path (one of them)*, unit*, time*, label, flag, flag_note,
-                    datasheet
+                    datasheet, logs (columns whose natural log the study adds as log_NAME)
+    [audit]         flags (a built-in dataset's flags table) | path (a CSV file), drop, warn,
+                    breaks (see synthcontrol.study.model.AuditRules)
     [groups.NAME]   units | column + values, description
     [design]        treated*, treatment_start*, fit_window
     [donors]        pools, exclude, drop_incomplete
     [pools.NAME]    units | column + values, description
-    [[outcomes]]*   column*, label, headline, exclude_flagged, predictors
+    [[outcomes]]*   column*, label, headline, exclude_flagged, log, units, fit_window, predictors
                     (predictors: inline tables {variable, at} or {variable, mean = [start, end]})
-    [estimators]    names, outcomes ("headline" | "all"), options ({name = {option = value}})
+    [[claims]]      name*, statement*, outcomes, direction ("increase" | "decrease"), note
+    [estimators]    names, outcomes ("headline" | "all"), options ({name = {option = value}}),
+                    pools ({name = [pool, ...]})
+    [blocks]        treated* ({block name = [units]}), estimators (of sc.fit_several), outcomes
+                    ("headline" | "all"), pools, standard_error, n_replications
     [fit]           the search settings of sc.fit: seed, n_random_starts, n_local, n_polish,
                     max_iterations, min_predictor_weight, global_search
     [inference]     placebo, leave_one_out, in_time, conformal, refit_placebo_weights
                     ("all" | "headline" | "none"), in_time_start, conformal_alpha, pooled,
-                    n_jobs, placebo_estimators
-    [report]        fit_good, fit_fair
+                    pooled_statistic, n_jobs, placebo_estimators
+    [report]        fit_good, fit_fair, identified_ratio, unit_words ([singular, plural]: what a unit is called)
     [speccurve]     estimators, pools, placebo, n_lags, fit_windows
-    [[sensitivity]] name*, treated, treatment_start, fit_window, outcomes, pools,
-                    exclude_flagged
+    [[sensitivity]] name*, description, treated, treatment_start, fit_window, outcomes, pools,
+                    exclude, exclude_flagged, drop_audited
 
 Unit lists (``treated``, ``exclude``, ``units``) hold unit identifiers and group
 references ``"group:NAME"``.
@@ -36,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from ..results import FitOptions
+from ..options import FitOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,12 +70,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     "": {
         "study": ((_TABLE,), True),
         "data": ((_TABLE,), True),
+        "audit": ((_TABLE,), False),
         "groups": ((_TABLE,), False),
         "design": ((_TABLE,), True),
         "donors": ((_TABLE,), False),
         "pools": ((_TABLE,), False),
         "outcomes": ((_LIST,), True),
+        "claims": ((_LIST,), False),
         "estimators": ((_TABLE,), False),
+        "blocks": ((_TABLE,), False),
         "fit": ((_TABLE,), False),
         "inference": ((_TABLE,), False),
         "report": ((_TABLE,), False),
@@ -87,6 +96,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "flag": ((str,), False),
         "flag_note": ((str,), False),
         "datasheet": ((str,), False),
+        "logs": ((_LIST,), False),
+    },
+    "audit": {
+        "flags": ((str,), False),
+        "path": ((str,), False),
+        "drop": ((_LIST,), False),
+        "warn": ((_LIST,), False),
+        "breaks": ((_LIST,), False),
     },
     "groups.*": _UNIT_SET,
     "design": {
@@ -105,10 +122,29 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "label": ((str,), False),
         "headline": ((bool,), False),
         "exclude_flagged": ((bool,), False),
+        "log": ((bool,), False),
+        "units": ((str,), False),
+        "fit_window": ((_LIST,), False),
         "predictors": ((_LIST,), False),
     },
+    "claims": {
+        "name": ((str,), True),
+        "statement": ((str,), True),
+        "outcomes": ((_LIST,), False),
+        "direction": ((str,), False),
+        "note": ((str,), False),
+    },
     "predictor": {"variable": ((str,), True), "at": ((int,), False), "mean": ((_LIST,), False)},
-    "estimators": {"names": ((_LIST,), False), "outcomes": ((str,), False), "options": ((_TABLE,), False)},
+    "estimators": {"names": ((_LIST,), False), "outcomes": ((str,), False), "options": ((_TABLE,), False),
+                   "pools": ((_TABLE,), False)},
+    "blocks": {
+        "treated": ((_TABLE,), True),
+        "estimators": ((_LIST,), False),
+        "outcomes": ((str,), False),
+        "pools": ((_LIST,), False),
+        "standard_error": ((str,), False),
+        "n_replications": ((int,), False),
+    },
     "fit": _FIT,
     "inference": {
         "placebo": ((str,), False),
@@ -118,11 +154,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "in_time_start": ((int,), False),
         "conformal_alpha": ((float,), False),
         "pooled": ((bool,), False),
+        "pooled_statistic": ((str,), False),
         "n_jobs": ((int,), False),
         "refit_placebo_weights": ((str,), False),
         "placebo_estimators": ((_LIST,), False),
     },
-    "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False)},
+    "report": {"fit_good": ((float, int), False), "fit_fair": ((float, int), False),
+               "identified_ratio": ((float, int), False), "unit_words": ((_LIST,), False)},
     "speccurve": {
         "estimators": ((_LIST,), False),
         "pools": ((_LIST,), False),
@@ -132,12 +170,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "sensitivity": {
         "name": ((str,), True),
+        "description": ((str,), False),
         "treated": ((_LIST,), False),
         "treatment_start": ((int,), False),
         "fit_window": ((_LIST,), False),
         "outcomes": ((_LIST,), False),
         "pools": ((_LIST,), False),
+        "exclude": ((_LIST,), False),
         "exclude_flagged": ((bool,), False),
+        "drop_audited": ((bool,), False),
     },
 }
 

@@ -25,6 +25,7 @@ from .model import (
     Outcome,
     PlaceboPlan,
     Pool,
+    ReportOptions,
     StudyConfig,
     StudyData,
     Task,
@@ -80,7 +81,7 @@ def study_of(
                                "the donors given to the fit"),),
         excluded_units=tuple(spec.exclude), outcomes=(task.outcome,), analyses=(analysis,),
         estimators=(Estimator(first.estimator, first.options.estimator_options),), estimator_scope="headline",
-        fit_options=first.options, inference=_inference_options(task.plan), fit_thresholds=(0.25, 0.5),
+        fit_options=first.options, inference=_inference_options(task.plan), report=ReportOptions(),
         speccurve=None, output=None, tasks=(task,),
     )
     return StudyResult(config, (TaskResult(task, units, pooled),))

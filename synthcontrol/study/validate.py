@@ -1,6 +1,6 @@
 """Checks of a study against its data, before any fit: every task's design, every
-in-time shift and specification-curve design is built, and every estimator is tried
-once with its options, so that a study :func:`~synthcontrol.study.load_config`
+in-time shift, specification-curve and block design is built, and every estimator is
+tried once with its options, so that a study :func:`~synthcontrol.study.load_config`
 accepts does not fail later for a reason it could have seen.
 """
 
@@ -15,9 +15,10 @@ import numpy as np
 from ..errors import ConfigError, SynthControlError
 from ..estimators import fit_design
 from ..panel import Panel
-from ..results import FitOptions, SynthResult
+from ..options import FitOptions
+from ..results import SynthResult
 from ..spec import Design, Spec, prepare
-from .model import Estimator, StudyConfig, Task
+from .model import BlockTask, Estimator, StudyConfig, Task
 
 __all__ = ["study_panel", "probe_estimators", "check_designs", "uses_predictor_weights"]
 
@@ -85,6 +86,21 @@ def check_designs(config: StudyConfig, panel: Panel) -> None:
     for curve in config.curves:
         for label, spec in curve.specs:
             _design(panel, spec, f"specification curve of {curve.treated!r}, {curve.pool} pool, {label!r}")
+    for block in config.block_tasks:
+        _check_block(block, panel)
+
+
+def _check_block(task: BlockTask, panel: Panel) -> None:
+    """A block is fitted as one average unit: its units need the same periods and donors."""
+    where = f"block {task.block.name!r}, outcome {task.outcome.column!r}, pool {task.pool!r}"
+    designs = {t: _design(panel, task.spec.for_treated(t), f"{where}, treated unit {t!r}") for t in task.block.treated}
+    (first, design), *others = designs.items()
+    for unit, other in others:
+        if other.periods != design.periods or set(other.donors) != set(design.donors):
+            raise ConfigError(f"{where}: {first!r} and {unit!r} are observed in different periods or keep different "
+                              "donors, and a block needs the same for all its units; fit them separately")
+    if design.pre_mask.sum() < 2:
+        raise ConfigError(f"{where}: the block needs at least two pre-treatment periods in the fit window")
 
 
 def _design(panel: Panel, spec: Spec, where: str) -> Design:
