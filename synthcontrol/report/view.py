@@ -14,6 +14,7 @@ from typing import Hashable
 
 import numpy as np
 
+from ..results import certificate_counts_note
 from ..study import Analysis, Estimate, Outcome, StudyConfig, StudyResult, TaskResult
 from .answer import ClaimAnswer, answers
 from .audit import AuditView
@@ -266,6 +267,21 @@ class ReportView:
                 "tested": len(self.tested), "small": sum(e.p_value <= self.alpha for e in self.tested),
                 "poor": sum(e.fit_quality == "poor" for e in main),
                 "unidentified": sum(e.identified == "no" for e in main)}
+
+    @property
+    def certificate_note(self) -> str:
+        """How many distinct fits of the main estimates (treated fits and their placebo
+        refits; a placebo shared by several treated units counts once) are certified."""
+        statuses: dict[tuple, str | None] = {}
+        for e in self.main:
+            if e.scope != "unit":
+                continue
+            statuses[(id(e.task), e.treated_code)] = e.certificate or None
+            placebo = e.result.placebo
+            if placebo is not None:
+                for donor, status in zip(placebo.units[1:], placebo.certificates[1:]):
+                    statuses[(id(e.task), donor, placebo.units[1:])] = status
+        return certificate_counts_note(list(statuses.values()))
 
     @cached_property
     def post_periods(self) -> dict[str, list]:

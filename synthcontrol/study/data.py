@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from .. import datasets
+from ..datasets import load_china_cities, load_smoking, load_basque, load_texas, load_hongkong
 from ..errors import ConfigError
 from .model import StudyData
 from .schema import check_table, read_text, unknown
@@ -20,11 +20,11 @@ __all__ = ["DATASETS", "load_data", "check_column"]
 
 #: Built-in datasets a configuration may name in ``[data] dataset``.
 DATASETS: dict[str, Callable[[], pd.DataFrame]] = {
-    "china_cities": datasets.load_china_cities,
-    "smoking": datasets.load_smoking,
-    "basque": datasets.load_basque,
-    "texas": datasets.load_texas,
-    "hongkong": datasets.load_hongkong,
+    "china_cities": load_china_cities,
+    "smoking": load_smoking,
+    "basque": load_basque,
+    "texas": load_texas,
+    "hongkong": load_hongkong,
 }
 
 

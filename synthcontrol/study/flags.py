@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping
 
 import pandas as pd
 
-from .. import datasets
+from ..datasets import load_china_cities_flags
 from ..data_audit.flags import check_flags
 from ..errors import SynthControlError, ConfigError
 from .model import AuditRules
@@ -26,7 +26,7 @@ from .schema import check_table, read_text, unknown
 __all__ = ["FLAGS", "audit_rules", "dropped_donors", "flag_words"]
 
 #: Built-in flags tables a configuration may name in ``[audit] flags``.
-FLAGS: dict[str, Callable[[], pd.DataFrame]] = {"china_cities": datasets.load_china_cities_flags}
+FLAGS: dict[str, Callable[[], pd.DataFrame]] = {"china_cities": load_china_cities_flags}
 
 
 def audit_rules(table: Mapping[str, Any], config: Path, logs: Mapping[str, str]) -> AuditRules:

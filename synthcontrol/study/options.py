@@ -73,11 +73,13 @@ def _per_estimator(table: Mapping[str, Any], key: str, names: tuple[str, ...]) -
 
 
 def fit_options(table: Mapping[str, Any]) -> FitOptions:
-    """The ``[fit]`` search settings, checked as :func:`synthcontrol.fit` checks them."""
+    """The ``[fit]`` search settings and certificate (``certify``,
+    ``certify_time_limit``), checked as :func:`synthcontrol.fit` checks them. A
+    certificate applies to the fits of certifiable estimators (the classic one) and
+    to their placebos; the other estimators' fits get none."""
     check_table(table, "fit", "fit")
-    known = FitOptions().search_options()
     try:
-        return check_fit_options(FitOptions(**{key: table[key] for key in known if key in table}))
+        return check_fit_options(FitOptions(**table))
     except SpecError as error:
         raise ConfigError(f"[fit]: {error}") from error
 

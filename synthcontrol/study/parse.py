@@ -315,12 +315,14 @@ def _check_years(analysis: Analysis, outcomes: tuple[Outcome, ...], periods: lis
                 f"analysis {analysis.name!r} ('{key}.treatment_start' = {start}); move it or give the "
                 "analysis its own fit_window"
             )
+        # A predictor measured from the treatment start on is accepted, with the
+        # PostTreatmentPredictorWarning of sc.fit, so that published specifications
+        # (ADH 2015) can be written as published; one outside the data is refused.
         for predictor in by_column[column].predictors:
-            if predictor.start < first or predictor.end >= start:
+            if predictor.start < first or predictor.start > last:
                 raise ConfigError(
-                    f"predictor {predictor.label} of outcome {column!r} must lie within "
-                    f"{first}-{start - 1} for analysis {analysis.name!r} ('{key}.treatment_start' = {start}); "
-                    "move it earlier or change the analysis' treatment_start"
+                    f"predictor {predictor.label} of outcome {column!r} starts outside the data's years "
+                    f"{first}-{last} (analysis {analysis.name!r}); move its window into the data"
                 )
 
 

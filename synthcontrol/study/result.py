@@ -35,6 +35,13 @@ Blocks
     fitted as if treated): the share of the ``n_replications`` placebo estimates at
     least as large in absolute value (``p_value``), at most / at least as large
     (``p_negative``, ``p_positive``), counting the block itself as one member.
+
+Certificates
+    With ``[fit] certify = true`` the fits of certifiable estimators (the classic
+    one) and their placebo refits are certified globally optimal over the
+    admissible predictor weights (``sc.fit(..., certify=True)``): ``certificate`` is
+    the treated fit's status, ``placebos_certified`` how many of its placebo fits
+    are certified ("" and NaN otherwise).
 """
 
 from __future__ import annotations
@@ -197,6 +204,8 @@ class Estimate:
     conformal_p: float
     n_audit_dropped: float
     audit_warnings: int
+    certificate: str
+    placebos_certified: float
     task: Task | BlockTask = field(repr=False, metadata={"column": False})
     result: UnitResult | BlockResult = field(repr=False, metadata={"column": False})
 
@@ -379,9 +388,21 @@ def _estimate(config: StudyConfig, tr: TaskResult, unit: UnitResult, pooled: dic
         n_audit_dropped=len(tr.task.audit_dropped) if config.audit is not None else np.nan,
         audit_warnings=sum(bool(re.search(rf"(?<!\w){re.escape(repr(unit.treated))}(?!\w)", w))
                            for w in tr.audit_warnings),
+        **_certificate_columns(unit),
         task=tr.task,
         result=unit,
     )
+
+
+def _certificate_columns(unit: UnitResult) -> dict:
+    """The treated fit's certificate status and how many of its placebo fits are
+    certified globally optimal ("" and NaN without ``[fit] certify``)."""
+    certificate = unit.fit.certificate
+    placebo = unit.placebo
+    statuses = placebo.certificates[1:] if placebo is not None else ()
+    certified = sum(s in ("certified", "improved and certified") for s in statuses)
+    return dict(certificate="" if certificate is None else certificate.status,
+                placebos_certified=certified if any(s is not None for s in statuses) else np.nan)
 
 
 def _identification(placebo: PlaceboResult | None, limit: float, quality: FitQuality) -> dict:
@@ -430,7 +451,7 @@ def _block_estimate(config: StudyConfig, block: BlockResult) -> Estimate:
         se=result.se, ci_lower=low, ci_upper=high,
         pooled_statistic="", pooled_p=nan, pooled_p_negative=nan, pooled_p_positive=nan,
         loo_min=nan, loo_max=nan, in_time_effect=nan, in_time_ratio=nan, real_ratio=nan, conformal_p=nan,
-        n_audit_dropped=nan, audit_warnings=0, task=task, result=block,
+        n_audit_dropped=nan, audit_warnings=0, certificate="", placebos_certified=nan, task=task, result=block,
     )
 
 

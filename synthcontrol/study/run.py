@@ -14,9 +14,10 @@ import warnings
 
 import pandas as pd
 
-from .. import inference
+from ..inference import conformal, in_time_placebo, leave_one_out, placebo_tests, pooled_test
 from ..errors import AuditWarning, DroppedDonorsWarning
 from ..estimators import fit
+from ..registry import ESTIMATORS
 from ..speccurve import specification_curve
 from ..variants.several import fit_several
 from .model import BlockTask, CurveTask, StudyConfig, Task
@@ -131,19 +132,19 @@ def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult
     flags = _audit_flags(config)
     with _Warnings() as caught:
         fits = dict(fit(config.data.frame, task.spec, estimator=task.estimator, audit=flags,
-                        estimator_options=dict(task.estimator_options), **config.fit_options.search_options()))
+                        estimator_options=dict(task.estimator_options), **_search_settings(config, task)))
         plan = task.plan
-        placebos = {} if plan.placebo is None else inference.placebo_tests(
+        placebos = {} if plan.placebo is None else placebo_tests(
             fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights, audit=flags)
     caught.summarise(task)
     units = tuple(
         UnitResult(
             fit=result,
             placebo=placebos.get(treated),
-            leave_one_out=inference.leave_one_out(result, n_jobs=n_jobs) if plan.leave_one_out else None,
-            in_time=None if plan.in_time_start is None else inference.in_time_placebo(
+            leave_one_out=leave_one_out(result, n_jobs=n_jobs) if plan.leave_one_out else None,
+            in_time=None if plan.in_time_start is None else in_time_placebo(
                 result, fake_start=plan.in_time_start, n_jobs=n_jobs),
-            conformal=None if plan.conformal_alpha is None else inference.conformal(
+            conformal=None if plan.conformal_alpha is None else conformal(
                 result, alpha=plan.conformal_alpha, n_jobs=n_jobs),
         )
         for treated, result in fits.items()
@@ -151,9 +152,17 @@ def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult
     pooled = signed = None
     if plan.placebo is not None and plan.placebo.pooled and len(placebos) > 1:
         statistic = config.inference.pooled_statistic
-        pooled = inference.pooled_test(list(placebos.values()), statistic=statistic)
-        signed = pooled if statistic == "mean" else inference.pooled_test(list(placebos.values()))
+        pooled = pooled_test(list(placebos.values()), statistic=statistic)
+        signed = pooled if statistic == "mean" else pooled_test(list(placebos.values()))
     return TaskResult(task, units, pooled, signed, tuple(caught.audit))
+
+
+def _search_settings(config: StudyConfig, task: Task) -> dict:
+    """The ``[fit]`` settings of ``task``'s fits: the search, and the certificate where
+    the estimator's choice of predictor weights can be certified."""
+    options = config.fit_options
+    certify = options.certify and ESTIMATORS[task.estimator].certifiable
+    return {**options.search_options(), "certify": certify, "certify_time_limit": options.certify_time_limit}
 
 
 def _run_block(config: StudyConfig, task: BlockTask) -> BlockResult:
