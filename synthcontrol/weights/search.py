@@ -314,10 +314,13 @@ def _hierarchical(rng: np.random.Generator, n: int, K: int, delta: float) -> Flo
 
 
 def _shared_regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
-    """:func:`regression_start` of the units of ``(X, Z)`` taken in a canonical order
-    (so the same for any order of the units), and computed once per unit set: the
-    treated fit and all its placebos share the units, only who is treated changes."""
-    order = np.lexsort([*Z[::-1], *X[::-1]])
+    """:func:`regression_start` of the distinct units of ``(X, Z)`` taken in a canonical
+    order (so the same for any order of the units, and for any number of copies of a
+    unit: a copy adds no information, and must not change the search), and computed
+    once per unit set: the treated fit and all its placebos share the units, only who
+    is treated changes."""
+    order, distinct = canonical_columns(X, Z)
+    order = order[distinct]
     X, Z = np.take(X, order, axis=1), np.take(Z, order, axis=1)
     digest = hashlib.blake2b(X.data, digest_size=16)
     digest.update(Z.data)
