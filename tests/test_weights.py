@@ -454,7 +454,8 @@ def test_kernel_gradient_matches_finite_differences():
         x1 = X0 @ rng.dirichlet(np.ones(J)) + 0.5 * rng.normal(size=K)
         problem = search._Problem(x1, X0, rng.normal(size=T0), Z0)
         x, gradient = rng.random(K) + 0.2, np.zeros(K)
-        _kernels._evaluate(x, 1e-3, problem.workspace.M, problem.D, problem.workspace.state, True, gradient)
+        M, D = problem.workspace.M, problem.D
+        _kernels._evaluate(x, 1e-3, M, D, problem.workspace.state, _kernels.work_arrays(M, D), True, gradient)
         support = problem.workspace.state[4][0]
 
         def loss(point):  # unrounded, unlike the kernels' own losses

@@ -49,19 +49,24 @@ RANK_TOLERANCE = 1e-11
 
 @_compiled
 def _rotation(a, b):
-    r = np.hypot(a, b)
+    # sqrt(a^2 + b^2) is a few times cheaper than hypot; the entries here are O(1)
+    # (unit-scaled data, row scales at most PENALTY), so it can only underflow for
+    # entries below 1e-154, where hypot takes over.
+    r = math.sqrt(a * a + b * b)
+    if r == 0.0 or not r < math.inf:
+        r = math.hypot(a, b)
     return a / r, b / r, r
 
 
 @_compiled
-def _qr_append(M, rs, j, Qt, R, qtb, p):
+def _qr_append(M, rs, j, Qt, R, qtb, p, column):
     """Append column ``diag(rs) M[:, j]`` to the factorisation ``A_P = Q R`` (Givens
     rotations; ``Qt = Q'`` kept explicitly, row by row, and ``qtb = Q' b`` in step).
-    False, and nothing appended, when the column lies in the span of the others."""
+    False, and nothing appended, when the column lies in the span of the others.
+    ``column`` (length ``m``) is work space."""
     m = M.shape[0]
     if p >= m:
         return False
-    column = np.empty(m)
     norm = 0.0
     for i in range(m):
         column[i] = rs[i] * M[i, j]
@@ -142,6 +147,69 @@ def _dual(M, rs, r, g):
 
 
 @_compiled
+def _warm_support_optimal(M, rs, b, u, passive, p, flags, R, qtb, z, g, r, tol):
+    """Whether the warm support ``passive[:p]`` is still optimal, checked without the
+    explicit ``Q`` of the main loop: a Householder QR of the support's columns (no
+    ``m x m`` matrix, no rotations), the least-squares weights on it, their signs and
+    the dual values of the other columns. When all pass, ``u`` holds the solution and
+    True is returned; otherwise only work space was touched and the caller runs the
+    full active set. During a search most solves start from a support that is still
+    optimal, so this is the common path.
+    """
+    m = M.shape[0]
+    if p > m:
+        return False
+    for c in range(p):
+        j = passive[c]
+        flags[j] = 1
+        for i in range(m):
+            R[i, c] = rs[i] * M[i, j]
+    for i in range(m):
+        qtb[i] = b[i]
+    diagonal = r  # work space until the residual is formed
+    for c in range(p):
+        norm_all, norm = 0.0, 0.0
+        for i in range(m):
+            norm_all += R[i, c] * R[i, c]
+        for i in range(c, m):
+            norm += R[i, c] * R[i, c]
+        if not norm > (RANK_TOLERANCE * RANK_TOLERANCE) * norm_all or norm == 0.0:
+            return False  # numerically dependent: the main loop decides
+        alpha = -math.sqrt(norm) if R[c, c] >= 0.0 else math.sqrt(norm)
+        R[c, c] -= alpha  # the reflector h = x - alpha e_c, stored in R[c:, c]
+        hh = norm - 2.0 * alpha * (R[c, c] + alpha) + alpha * alpha
+        for col in range(c + 1, p):
+            s = 0.0
+            for i in range(c, m):
+                s += R[i, c] * R[i, col]
+            f = 2.0 * s / hh
+            for i in range(c, m):
+                R[i, col] -= f * R[i, c]
+        s = 0.0
+        for i in range(c, m):
+            s += R[i, c] * qtb[i]
+        f = 2.0 * s / hh
+        for i in range(c, m):
+            qtb[i] -= f * R[i, c]
+        diagonal[c] = alpha
+    for k in range(p - 1, -1, -1):
+        s = qtb[k]
+        for c in range(k + 1, p):
+            s -= R[k, c] * z[c]
+        z[k] = s / diagonal[k]
+        if not z[k] > 0.0:
+            return False
+    for k in range(p):
+        u[passive[k]] = z[k]
+    _residual(M, rs, b, u, passive, p, r)
+    _dual(M, rs, r, g)
+    for j in range(M.shape[1]):
+        if flags[j] == 0 and g[j] > tol:
+            return False
+    return True
+
+
+@_compiled
 def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_iter):
     """Lawson-Hanson active set for ``min |diag(rs) M u - b|^2`` over ``u >= 0``.
 
@@ -156,6 +224,9 @@ def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_it
     """
     m, n = M.shape
     flags[:] = 0
+    if n_passive[0] > 0 and _warm_support_optimal(M, rs, b, u, passive, n_passive[0], flags, R, qtb, z, g, r, tol):
+        return OK
+    flags[:] = 0
     Q[:, :] = 0.0
     for i in range(m):
         Q[i, i] = 1.0
@@ -163,7 +234,7 @@ def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_it
     given, p = n_passive[0], 0
     for k in range(given):
         j = passive[k]
-        if _qr_append(M, rs, j, Q, R, qtb, p):
+        if _qr_append(M, rs, j, Q, R, qtb, p, r):
             passive[p] = j
             flags[j] = 1
             p += 1
@@ -222,7 +293,7 @@ def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_it
             if best < 0:
                 n_passive[0] = p
                 return OK
-            if _qr_append(M, rs, best, Q, R, qtb, p):
+            if _qr_append(M, rs, best, Q, R, qtb, p, r):
                 break
             flags[best] = 2
         passive[p] = best
@@ -323,15 +394,17 @@ def support_loss(D, w, passive, p):
 
 
 @_compiled
-def _solve_dense(A, x):
-    """Solve ``A y = x`` in place (``x`` becomes ``y``) by Gaussian elimination with
-    partial pivoting; on a (numerically) singular ``A``, the least-squares solution."""
+def _solve_dense(A, x, original, original_x):
+    """Solve ``A y = x`` in place (``x`` becomes ``y``, ``A`` is overwritten) by
+    Gaussian elimination with partial pivoting; on a (numerically) singular ``A``,
+    the least-squares solution. ``original`` and ``original_x`` (at least the sizes
+    of ``A`` and ``x``) are work space."""
     n = A.shape[0]
-    work = A.copy()
-    rhs = x.copy()
     scale = 0.0
     for i in range(n):
+        original_x[i] = x[i]
         for j in range(n):
+            original[i, j] = A[i, j]
             if abs(A[i, j]) > scale:
                 scale = abs(A[i, j])
     singular = scale == 0.0
@@ -340,33 +413,31 @@ def _solve_dense(A, x):
             break
         pivot = k
         for i in range(k + 1, n):
-            if abs(work[i, k]) > abs(work[pivot, k]):
+            if abs(A[i, k]) > abs(A[pivot, k]):
                 pivot = i
-        if abs(work[pivot, k]) <= 1e-13 * scale:
+        if abs(A[pivot, k]) <= 1e-13 * scale:
             singular = True
             break
         if pivot != k:
             for j in range(n):
-                work[k, j], work[pivot, j] = work[pivot, j], work[k, j]
-            rhs[k], rhs[pivot] = rhs[pivot], rhs[k]
+                A[k, j], A[pivot, j] = A[pivot, j], A[k, j]
+            x[k], x[pivot] = x[pivot], x[k]
         for i in range(k + 1, n):
-            f = work[i, k] / work[k, k]
+            f = A[i, k] / A[k, k]
             if f != 0.0:
                 for j in range(k, n):
-                    work[i, j] -= f * work[k, j]
-                rhs[i] -= f * rhs[k]
-    if singular:
-        solution = np.linalg.lstsq(A, x, rcond=1e-13)[0]
+                    A[i, j] -= f * A[k, j]
+                x[i] -= f * x[k]
+    if singular:  # rare: LAPACK takes over from the saved system
+        solution = np.linalg.lstsq(np.ascontiguousarray(original[:n, :n]), original_x[:n].copy(), rcond=1e-13)[0]
         for i in range(n):
             x[i] = solution[i]
         return
     for k in range(n - 1, -1, -1):
-        s = rhs[k]
+        s = x[k]
         for j in range(k + 1, n):
-            s -= work[k, j] * rhs[j]
-        rhs[k] = s / work[k, k]
-    for i in range(n):
-        x[i] = rhs[i]
+            s -= A[k, j] * x[j]
+        x[k] = s / A[k, k]
 
 
 # ------------------------------------------------------------------------ outer problem
@@ -404,12 +475,20 @@ def to_predictor_weights(y, delta, v):
 
 
 @_compiled
-def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
+def work_arrays(M, D):
+    """Work space of the loss and gradient evaluations of a problem (``M`` (K+1, J),
+    ``D`` (T0, J)): allocated once per kernel call, so an evaluation allocates nothing."""
+    m, K, T0 = M.shape[0] + 1, M.shape[0] - 1, D.shape[0]
+    return (np.empty((m, m)), np.empty((m, m)), np.empty(m), np.empty(m), np.empty(T0), np.empty(K), np.empty(K))
+
+
+@_compiled
+def _evaluate(x, delta, M, D, state, work, want_gradient, grad_x):
     """Loss at the search point ``x`` and, if asked, its gradient in ``x``.
 
-    ``state`` is the tuple of work arrays of a problem (see ``_Problem``). The
-    gradient comes from implicit differentiation of the inner KKT system on the
-    support of ``W(v)``: one extra small dense solve.
+    ``state`` is the tuple of work arrays of a problem (see ``_Problem``), ``work``
+    that of :func:`work_arrays`. The gradient comes from implicit differentiation of
+    the inner KKT system on the support of ``W(v)``: one extra small dense solve.
     """
     (v, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, counters) = state
     K = M.shape[0] - 1
@@ -423,9 +502,9 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
     loss = snapped(support_loss(D, w, passive, p))
     if not want_gradient:
         return loss
+    (kkt_full, saved, rhs_full, saved_rhs, fitted, grad_v, q) = work
     T0 = D.shape[0]
-    kkt = np.zeros((p + 1, p + 1))
-    rhs = np.zeros(p + 1)
+    kkt, rhs = kkt_full[: p + 1, : p + 1], rhs_full[: p + 1]
     for a in range(p):
         ja = passive[a]
         for c in range(a, p):
@@ -437,7 +516,8 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
             kkt[c, a] = s
         kkt[a, p] = 1.0
         kkt[p, a] = 1.0
-    fitted = np.zeros(T0)
+    kkt[p, p] = 0.0
+    rhs[p] = 0.0
     for t in range(T0):
         s = 0.0
         for a in range(p):
@@ -448,8 +528,7 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
         for t in range(T0):
             s += D[t, passive[a]] * fitted[t]
         rhs[a] = 2.0 * s / T0
-    _solve_dense(kkt, rhs)
-    grad_v = np.zeros(K)
+    _solve_dense(kkt, rhs, saved, saved_rhs)
     total = 0.0
     for k in range(K):
         residual = 0.0
@@ -460,7 +539,6 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
         grad_v[k] = -residual * direction / norm
         total += grad_v[k]
     # Chain rule through v~ = delta max(q) + (1 - delta) q and q = softmax(y).
-    q = np.empty(K)
     top = x[arg]
     total_exp = 0.0
     for k in range(K):
@@ -480,9 +558,25 @@ def _evaluate(x, delta, M, D, state, want_gradient, grad_x):
 
 
 @_compiled
+def _loss(x, delta, M, D, state, work):
+    return _evaluate(x, delta, M, D, state, work, False, x)
+
+
+@_compiled
 def loss_at(x, delta, M, D, state):
     """The outcome loss at the search point ``x`` (one inner solve)."""
-    return _evaluate(x, delta, M, D, state, False, np.empty(0))
+    return _loss(x, delta, M, D, state, work_arrays(M, D))
+
+
+@_compiled
+def support_signature(passive, p):
+    """A hash of the set ``passive[:p]`` (the same for any order of its members)."""
+    signature = np.uint64(0)
+    for k in range(p):
+        h = np.uint64(passive[k] + 1) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(29)
+        signature += h * np.uint64(0xBF58476D1CE4E5B9)
+    return signature
 
 
 @_compiled
@@ -491,12 +585,10 @@ def screen(points, delta, M, D, state, losses, supports):
     inner solve from the last, and a signature of the support of each ``W(v)``
     (equal supports, equal signatures)."""
     passive, n_passive = state[3], state[4]
+    work = work_arrays(M, D)
     for i in range(points.shape[0]):
-        losses[i] = _evaluate(points[i], delta, M, D, state, False, np.empty(0))
-        signature = np.uint64(1469598103934665603)
-        for j in np.sort(passive[: n_passive[0]]):
-            signature = (signature ^ np.uint64(j + 1)) * np.uint64(1099511628211)
-        supports[i] = signature
+        losses[i] = _loss(points[i], delta, M, D, state, work)
+        supports[i] = support_signature(passive, n_passive[0])
 
 
 @_compiled
@@ -510,15 +602,13 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
     a search still in progress. The end point is written to ``x_out``.
     """
     K = x0.shape[0]
-    x = x0.copy()
-    g = np.zeros(K)
-    f = _evaluate(x, delta, M, D, state, True, g)
-    H = np.eye(K)
+    work = work_arrays(M, D)
+    x, g, trial, g_new, direction, Hy = x0.copy(), np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    f = _evaluate(x, delta, M, D, state, work, True, g)
+    H = np.empty((K, K))
+    _identity(H, 1.0)
     history = np.empty(max_iterations + 1)
     history[0] = f
-    trial = np.zeros(K)
-    g_new = np.zeros(K)
-    direction = np.zeros(K)
     converged = False
     scaled = False
     for it in range(max_iterations):
@@ -528,28 +618,29 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
         if gmax <= 1e-14 * max(abs(f), 1e-300) or gmax == 0.0:
             converged = True
             break
+        slope, dmax = 0.0, 0.0
         for i in range(K):
             s = 0.0
             for j in range(K):
                 s -= H[i, j] * g[j]
             direction[i] = s
-        slope = 0.0
-        for k in range(K):
-            slope += g[k] * direction[k]
+            slope += g[i] * s
         if slope >= 0.0:
-            H[:, :] = np.eye(K)
+            _identity(H, 1.0)
+            slope = 0.0
             for k in range(K):
                 direction[k] = -g[k]
-            slope = -np.sum(g * g)
+                slope -= g[k] * g[k]
+        for k in range(K):
+            dmax = max(dmax, abs(direction[k]))
         # A first step of at most one unit of log(v) in any predictor weight.
-        dmax = np.max(np.abs(direction))
         step = 1.0 if scaled else min(1.0, 1.0 / max(dmax, 1e-300))
         accepted = False
         f_new = f
         for _ in range(40):
             for k in range(K):
                 trial[k] = x[k] + step * direction[k]
-            f_new = _evaluate(trial, delta, M, D, state, True, g_new)
+            f_new = _evaluate(trial, delta, M, D, state, work, True, g_new)
             if f_new <= f + 1e-4 * step * slope:
                 accepted = True
                 break
@@ -565,22 +656,12 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
             yy += yk * yk
         if sy > 1e-12 * yy and yy > 0.0:
             if not scaled:
-                H[:, :] = np.eye(K) * (sy / yy)
+                _identity(H, sy / yy)
                 scaled = True
-            s_vec = trial - x
-            y_vec = g_new - g
-            Hy = np.zeros(K)
-            for i in range(K):
-                for j in range(K):
-                    Hy[i] += H[i, j] * y_vec[j]
-            yHy = np.sum(y_vec * Hy)
-            for i in range(K):
-                for j in range(K):
-                    H[i, j] += ((sy + yHy) * s_vec[i] * s_vec[j]) / (sy * sy) - (
-                        Hy[i] * s_vec[j] + s_vec[i] * Hy[j]
-                    ) / sy
-        x[:] = trial
-        g[:] = g_new
+            _bfgs_update(H, trial, x, g_new, g, sy, Hy)
+        for k in range(K):
+            x[k] = trial[k]
+            g[k] = g_new[k]
         f = f_new
         history[it + 1] = f
         if it + 1 >= stall_window:
@@ -593,45 +674,70 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
 
 
 @_compiled
+def _identity(H, value):
+    for i in range(H.shape[0]):
+        for j in range(H.shape[1]):
+            H[i, j] = value if i == j else 0.0
+
+
+@_compiled
+def _bfgs_update(H, x_new, x, g_new, g, sy, Hy):
+    """The BFGS update of the inverse Hessian ``H`` for the step ``s = x_new - x`` and
+    gradient change ``y = g_new - g`` (``sy = s'y``); ``Hy`` is work space."""
+    K = H.shape[0]
+    yHy = 0.0
+    for i in range(K):
+        t = 0.0
+        for j in range(K):
+            t += H[i, j] * (g_new[j] - g[j])
+        Hy[i] = t
+        yHy += (g_new[i] - g[i]) * t
+    for i in range(K):
+        si = x_new[i] - x[i]
+        for j in range(K):
+            sj = x_new[j] - x[j]
+            H[i, j] += ((sy + yHy) * si * sj) / (sy * sy) - (Hy[i] * sj + si * Hy[j]) / sy
+
+
+@_compiled
 def nelder_mead(x0, delta, M, D, state, max_evaluations, step, xatol, fatol, x_out):
     """Adaptive Nelder-Mead (Gao and Han's coefficients) from ``x0``, on an initial
     simplex of edge ``step``: it crosses the kinks and flat stretches of ``L`` where
     BFGS stops. Returns the best loss and writes its point to ``x_out``."""
     n = x0.shape[0]
+    work = work_arrays(M, D)
     rho, chi = 1.0, 1.0 + 2.0 / n
     psi, sigma = 0.75 - 1.0 / (2.0 * n), 1.0 - 1.0 / n
     simplex = np.empty((n + 1, n))
     values = np.empty(n + 1)
-    simplex[0] = x0
-    for k in range(n):
-        simplex[k + 1] = x0
-        simplex[k + 1, k] = x0[k] + step
     for i in range(n + 1):
-        values[i] = loss_at(simplex[i], delta, M, D, state)
+        simplex[i] = x0
+        if i > 0:
+            simplex[i, i - 1] = x0[i - 1] + step
+        values[i] = _loss(simplex[i], delta, M, D, state, work)
     evaluations = n + 1
-    centroid = np.empty(n)
-    xr = np.empty(n)
-    xe = np.empty(n)
-    xc = np.empty(n)
+    centroid, xr, xe, xc = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     while evaluations < max_evaluations:
-        order = np.argsort(values, kind="mergesort")
-        simplex = simplex[order]
-        values = values[order]
-        spread = 0.0
+        _sort_vertices(simplex, values)
+        spread, vspread = 0.0, 0.0
         for i in range(1, n + 1):
+            vspread = max(vspread, abs(values[0] - values[i]))
             for k in range(n):
                 spread = max(spread, abs(simplex[i, k] - simplex[0, k]))
-        if spread <= xatol and np.max(np.abs(values[0] - values[1:])) <= fatol:
+        if spread <= xatol and vspread <= fatol:
             break
         for k in range(n):
-            centroid[k] = np.sum(simplex[:n, k]) / n
-        xr[:] = (1 + rho) * centroid - rho * simplex[n]
-        fr = loss_at(xr, delta, M, D, state)
+            total = 0.0
+            for i in range(n):
+                total += simplex[i, k]
+            centroid[k] = total / n
+        _affine(xr, 1 + rho, centroid, -rho, simplex[n])
+        fr = _loss(xr, delta, M, D, state, work)
         evaluations += 1
         shrink = False
         if fr < values[0]:
-            xe[:] = (1 + rho * chi) * centroid - rho * chi * simplex[n]
-            fe = loss_at(xe, delta, M, D, state)
+            _affine(xe, 1 + rho * chi, centroid, -rho * chi, simplex[n])
+            fe = _loss(xe, delta, M, D, state, work)
             evaluations += 1
             if fe < fr:
                 simplex[n], values[n] = xe, fe
@@ -640,16 +746,16 @@ def nelder_mead(x0, delta, M, D, state, max_evaluations, step, xatol, fatol, x_o
         elif fr < values[n - 1]:
             simplex[n], values[n] = xr, fr
         elif fr < values[n]:
-            xc[:] = (1 + psi * rho) * centroid - psi * rho * simplex[n]
-            fc = loss_at(xc, delta, M, D, state)
+            _affine(xc, 1 + psi * rho, centroid, -psi * rho, simplex[n])
+            fc = _loss(xc, delta, M, D, state, work)
             evaluations += 1
             if fc <= fr:
                 simplex[n], values[n] = xc, fc
             else:
                 shrink = True
         else:
-            xc[:] = (1 - psi) * centroid + psi * simplex[n]
-            fc = loss_at(xc, delta, M, D, state)
+            _affine(xc, 1 - psi, centroid, psi, simplex[n])
+            fc = _loss(xc, delta, M, D, state, work)
             evaluations += 1
             if fc < values[n]:
                 simplex[n], values[n] = xc, fc
@@ -657,12 +763,40 @@ def nelder_mead(x0, delta, M, D, state, max_evaluations, step, xatol, fatol, x_o
                 shrink = True
         if shrink:
             for i in range(1, n + 1):
-                simplex[i] = simplex[0] + sigma * (simplex[i] - simplex[0])
-                values[i] = loss_at(simplex[i], delta, M, D, state)
+                _affine(simplex[i], 1 - sigma, simplex[0], sigma, simplex[i])
+                values[i] = _loss(simplex[i], delta, M, D, state, work)
                 evaluations += 1
-    best = int(np.argmin(values))
+    best = 0
+    for i in range(1, n + 1):
+        if values[i] < values[best]:
+            best = i
     x_out[:] = simplex[best]
     return values[best]
+
+
+@_compiled
+def _affine(out, a, x, b, y):
+    """``out = a x + b y`` elementwise (``out`` may be ``y``)."""
+    for k in range(out.shape[0]):
+        out[k] = a * x[k] + b * y[k]
+
+
+@_compiled
+def _sort_vertices(simplex, values):
+    """Sort the vertices by value, in place and stably (an insertion sort: Nelder-Mead
+    replaces one vertex per step, so the rows are nearly sorted)."""
+    n = values.shape[0]
+    row = np.empty(simplex.shape[1])
+    for i in range(1, n):
+        value = values[i]
+        row[:] = simplex[i]
+        j = i - 1
+        while j >= 0 and values[j] > value:
+            values[j + 1] = values[j]
+            simplex[j + 1] = simplex[j]
+            j -= 1
+        values[j + 1] = value
+        simplex[j + 1] = row
 
 
 @_compiled
@@ -672,9 +806,10 @@ def coordinate_sweep(y0, delta, M, D, state, offsets, max_sweeps, y_out):
     sweep improves nothing. It jumps across orders of magnitude and out of the flat
     stretches and kinks that stop gradient and simplex searches. Returns the loss."""
     K = y0.shape[0]
+    work = work_arrays(M, D)
     y = y0.copy()
     trial = y0.copy()
-    best = loss_at(y, delta, M, D, state)
+    best = _loss(y, delta, M, D, state, work)
     for _ in range(max_sweeps):
         improved = False
         for k in range(K):
@@ -688,7 +823,7 @@ def coordinate_sweep(y0, delta, M, D, state, offsets, max_sweeps, y_out):
             for j in range(offsets.shape[0]):
                 trial[:] = y
                 trial[k] = top + offsets[j]
-                value = loss_at(trial, delta, M, D, state)
+                value = _loss(trial, delta, M, D, state, work)
                 if value < best:
                     best, choice, improved = value, trial[k], True
             y[k] = choice
