@@ -210,7 +210,7 @@ def _warm_support_optimal(M, rs, b, u, passive, p, flags, R, qtb, z, g, r, tol):
 
 
 @_compiled
-def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_iter):
+def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_iter, check_warm=True):
     """Lawson-Hanson active set for ``min |diag(rs) M u - b|^2`` over ``u >= 0``.
 
     Warm-started: on entry ``u >= 0`` is supported on ``passive[:n_passive[0]]``
@@ -224,7 +224,7 @@ def nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, max_it
     """
     m, n = M.shape
     flags[:] = 0
-    if n_passive[0] > 0 and _warm_support_optimal(M, rs, b, u, passive, n_passive[0], flags, R, qtb, z, g, r, tol):
+    if check_warm and n_passive[0] > 0 and _warm_support_optimal(M, rs, b, u, passive, n_passive[0], flags, R, qtb, z, g, r, tol):
         return OK
     flags[:] = 0
     Q[:, :] = 0.0
@@ -334,7 +334,7 @@ def best_vertex(M, rs):
 
 
 @_compiled
-def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w):
+def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, check_warm=True):
     """Donor weights ``w`` on the simplex for the system ``diag(rs) M`` (last row ones).
 
     Warm-started from ``u``/``passive`` when ``n_passive[0] > 0``, else from the best
@@ -354,7 +354,7 @@ def solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
             u[j] = 1.0
         # Lawson-Hanson needs about as many steps as the support has donors (<= m);
         # a cap of a few times m stops a cycle among ties quickly.
-        status = nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, 10 * (m + 2))
+        status = nnls(M, rs, b, u, passive, n_passive, flags, Q, R, qtb, z, g, r, tol, 10 * (m + 2), check_warm)
         if status == OK:
             break
     total = 0.0
@@ -483,7 +483,7 @@ def work_arrays(M, D):
 
 
 @_compiled
-def _evaluate(x, delta, M, D, state, work, want_gradient, grad_x):
+def _evaluate(x, delta, M, D, state, work, want_gradient, grad_x, check_warm=True):
     """Loss at the search point ``x`` and, if asked, its gradient in ``x``.
 
     ``state`` is the tuple of work arrays of a problem (see ``_Problem``), ``work``
@@ -491,19 +491,26 @@ def _evaluate(x, delta, M, D, state, work, want_gradient, grad_x):
     the inner KKT system on the support of ``W(v)``: one extra small dense solve.
     """
     (v, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, counters) = state
-    K = M.shape[0] - 1
-    arg, norm = to_predictor_weights(x, delta, v)
+    to_predictor_weights(x, delta, v)
     inner_row_scales(v, rs)
-    status = solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
+    status = solve_simplex(M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, check_warm)
     counters[0] += 1
     if status != OK:
         counters[1] += 1
-    p = n_passive[0]
-    loss = snapped(support_loss(D, w, passive, p))
-    if not want_gradient:
-        return loss
+    loss = snapped(support_loss(D, w, passive, n_passive[0]))
+    if want_gradient:
+        _gradient(x, delta, M, D, state, work, grad_x)
+    return loss
+
+
+@_compiled
+def _gradient(x, delta, M, D, state, work, grad_x):
+    """The gradient in ``x`` of the loss at ``x``, from the inner solution that the
+    last evaluation (at ``x``) left in ``state``."""
+    (v, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, counters) = state
     (kkt_full, saved, rhs_full, saved_rhs, fitted, grad_v, q) = work
-    T0 = D.shape[0]
+    K, T0, p = M.shape[0] - 1, D.shape[0], n_passive[0]
+    arg, norm = to_predictor_weights(x, delta, v)
     kkt, rhs = kkt_full[: p + 1, : p + 1], rhs_full[: p + 1]
     for a in range(p):
         ja = passive[a]
@@ -554,12 +561,11 @@ def _evaluate(x, delta, M, D, state, work, want_gradient, grad_x):
         dot += grad_x[k] * q[k]
     for k in range(K):
         grad_x[k] = q[k] * (grad_x[k] - dot)
-    return loss
 
 
 @_compiled
-def _loss(x, delta, M, D, state, work):
-    return _evaluate(x, delta, M, D, state, work, False, x)
+def _loss(x, delta, M, D, state, work, check_warm=True):
+    return _evaluate(x, delta, M, D, state, work, False, work[5], check_warm)
 
 
 @_compiled
@@ -583,11 +589,12 @@ def support_signature(passive, p):
 def screen(points, delta, M, D, state, losses, supports):
     """The loss at each row of ``points`` (search variables), warm-starting each
     inner solve from the last, and a signature of the support of each ``W(v)``
-    (equal supports, equal signatures)."""
+    (equal supports, equal signatures). Consecutive points are unrelated, so the
+    warm support is not checked first (see :func:`nnls`)."""
     passive, n_passive = state[3], state[4]
     work = work_arrays(M, D)
     for i in range(points.shape[0]):
-        losses[i] = _loss(points[i], delta, M, D, state, work)
+        losses[i] = _loss(points[i], delta, M, D, state, work, False)
         supports[i] = support_signature(passive, n_passive[0])
 
 
@@ -640,9 +647,10 @@ def bfgs(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, 
         for _ in range(40):
             for k in range(K):
                 trial[k] = x[k] + step * direction[k]
-            f_new = _evaluate(trial, delta, M, D, state, work, True, g_new)
+            f_new = _loss(trial, delta, M, D, state, work)
             if f_new <= f + 1e-4 * step * slope:
                 accepted = True
+                _gradient(trial, delta, M, D, state, work, g_new)  # only where the step is taken
                 break
             step *= 0.5
         if not accepted:
@@ -831,3 +839,195 @@ def coordinate_sweep(y0, delta, M, D, state, offsets, max_sweeps, y_out):
             break
     y_out[:] = y
     return best
+
+
+# ------------------------------------------------------------------ the whole search
+
+
+@_compiled
+def search_point(v, delta, y):
+    """The search variable ``y`` whose predictor weights are ``v`` (on the simplex):
+    exact for an admissible ``v``; otherwise as if its weights below the floor were
+    at it. Weights at the floor map to a fixed depth below the largest, so that a
+    local search can move them again (far below, a change of ``y`` moves nothing)."""
+    K = v.shape[0]
+    total, top, low = 0.0, 0.0, np.inf
+    for k in range(K):
+        value = max(v[k], 0.0)
+        total += value
+        top = max(top, value)
+        low = min(low, value)
+    top /= total
+    low /= total
+    admissible = low >= delta * top * (1 - 1e-9) and delta > 0
+    qmax = 0.0
+    for k in range(K):
+        q = max(v[k], 0.0) / total
+        y[k] = max(q - delta * top, 0.0) if admissible else q
+        qmax = max(qmax, y[k])
+    floor = 1e-3 * max(delta, 1e-12)
+    for k in range(K):
+        y[k] = math.log(max(y[k] / qmax, floor))
+
+
+@_compiled
+def diverse(losses, supports, n):
+    """Indices of the ``n`` lowest ``losses`` (ties in index order) whose ``supports``
+    (signatures) differ pairwise, topped up with the next lowest if there are fewer
+    distinct ones."""
+    ranked = np.argsort(losses, kind="mergesort")
+    n = min(n, losses.shape[0])
+    chosen = np.empty(n, dtype=np.int64)
+    taken = np.zeros(losses.shape[0], dtype=np.bool_)
+    count = 0
+    for i in ranked:
+        if count == n:
+            break
+        seen = False
+        for c in range(count):
+            if supports[chosen[c]] == supports[i]:
+                seen = True
+                break
+        if not seen:
+            chosen[count] = i
+            taken[i] = True
+            count += 1
+    for i in ranked:
+        if count == n:
+            break
+        if not taken[i]:
+            chosen[count] = i
+            count += 1
+    return chosen
+
+
+@_compiled
+def _support_into(state, support):
+    """Copy the support of the last solve into ``support`` (sorted, padded with -1)."""
+    passive, n_passive = state[3], state[4]
+    support[:] = -1
+    support[: n_passive[0]] = np.sort(passive[: n_passive[0]])
+
+
+@_compiled
+def local_search(x0, delta, M, D, state, max_iterations, stall_tolerance, stall_window, x_out, support):
+    """BFGS from ``x0``; a search stopped by the iteration cap while still improving
+    is restarted once from where it stopped (a fresh Hessian escapes the zigzag along
+    a kink of ``L`` that usually slows it). Returns ``(loss, converged)``: the loss at
+    the end point as :func:`loss_at` sees it, warm-started from the last solve, and
+    the support behind that loss is written to ``support``."""
+    x_out[:] = x0
+    converged = False
+    for _ in range(2):
+        start = x_out.copy()
+        _, converged = bfgs(start, delta, M, D, state, max_iterations, stall_tolerance, stall_window, x_out)
+        if converged:
+            break
+    loss = loss_at(x_out, delta, M, D, state)
+    _support_into(state, support)
+    return loss, converged
+
+
+@_compiled
+def polish(x0, delta, M, D, state, settings, x_out, support):
+    """Coordinate sweeps across orders of magnitude and Nelder-Mead from ``x0`` (both
+    cross kinks and flat stretches), then :func:`local_search`. ``settings`` is the
+    tuple of :func:`run_search`."""
+    (max_iterations, stall_tolerance, stall_window, offsets, step, budget, _, _, _) = settings
+    swept = np.empty_like(x0)
+    simplexed = np.empty_like(x0)
+    coordinate_sweep(x0, delta, M, D, state, offsets, 2, swept)
+    nelder_mead(swept, delta, M, D, state, budget * x0.shape[0], step, 1e-9, 1e-13, simplexed)
+    return local_search(simplexed, delta, M, D, state, max_iterations, stall_tolerance, stall_window, x_out, support)
+
+
+@_compiled
+def kick(x0, loss0, converged0, support0, delta, M, D, state, settings, x_out, support):
+    """A variable-neighbourhood stage from ``x0``: every predictor weight in turn is
+    moved to each of the ``levels`` (orders of magnitude relative to the largest other
+    weight), the moved points are screened, and BFGS runs from the ``searches`` best
+    with different supports; the best end point replaces the start when it is
+    better, and the stage repeats (at most ``rounds`` times). Unlike the coordinate
+    sweep it keeps moves that are worse at first: an optimum often needs one weight
+    moved across several orders of magnitude and the others adjusted after it.
+    Returns ``(loss, converged)`` of the point written to ``x_out`` (its support to
+    ``support``)."""
+    (max_iterations, stall_tolerance, stall_window, _, _, _, levels, rounds, searches) = settings
+    K, L = x0.shape[0], levels.shape[0]
+    x_out[:] = x0
+    support[:] = support0
+    loss, converged = loss0, converged0
+    points = np.empty((K * L, K))
+    losses = np.empty(K * L)
+    signatures = np.empty(K * L, dtype=np.uint64)
+    end, end_support = np.empty(K), np.empty_like(support)
+    for _ in range(rounds):
+        for k in range(K):
+            top = x_out[0] if K == 1 else -np.inf
+            for i in range(K):
+                if i != k:
+                    top = max(top, x_out[i])
+            for level in range(L):
+                points[k * L + level] = x_out
+                points[k * L + level, k] = top + levels[level]
+        screen(points, delta, M, D, state, losses, signatures)
+        improved = False
+        for i in diverse(losses, signatures, searches):
+            value, done = local_search(points[i], delta, M, D, state, max_iterations, stall_tolerance,
+                                       stall_window, end, end_support)
+            if value < loss - stall_tolerance * loss:
+                loss, converged, improved = value, done, True
+                x_out[:] = end
+                support[:] = end_support
+        if not improved:
+            break
+    return loss, converged
+
+
+@_compiled
+def run_search(starts, delta, M, D, state, n_local, n_polish, settings, xs, losses, converged, supports):
+    """The whole multi-start search, one call: screening of ``starts``, BFGS from the
+    ``n_local`` best with different supports, polishes of the ``n_polish`` best end
+    points, and (with ``n_polish >= 1``) the kick stage from the best and a last polish.
+
+    ``settings`` is ``(max_iterations, stall_tolerance, stall_window, sweep offsets,
+    Nelder-Mead step, Nelder-Mead evaluations per predictor, kick levels, kick rounds,
+    kick searches)``. Every point the
+    search ends at is written to a row of ``xs`` with its loss, whether its local
+    search converged and the support of ``W(v)`` behind the loss (sorted, padded with
+    -1): the best screened point first, then the searches in the order they ran.
+    Returns how many rows were written (``n_local + 1``, plus ``n_polish + 2`` when
+    polishing).
+    """
+    (max_iterations, stall_tolerance, stall_window, _, _, _, _, _, _) = settings
+    n = starts.shape[0]
+    screened = np.empty(n)
+    signatures = np.empty(n, dtype=np.uint64)
+    screen(starts, delta, M, D, state, screened, signatures)
+    xs[0] = starts[np.argsort(screened, kind="mergesort")[0]]
+    losses[0], converged[0] = loss_at(xs[0], delta, M, D, state), True
+    _support_into(state, supports[0])
+    count = 1
+    for i in diverse(screened, signatures, n_local):
+        losses[count], converged[count] = local_search(
+            starts[i], delta, M, D, state, max_iterations, stall_tolerance, stall_window, xs[count], supports[count])
+        count += 1
+    order = np.argsort(losses[:count], kind="mergesort")
+    for j in range(min(n_polish, count)):
+        losses[count], converged[count] = polish(xs[order[j]], delta, M, D, state, settings, xs[count],
+                                                 supports[count])
+        count += 1
+    if n_polish > 0:
+        b = np.argsort(losses[:count], kind="mergesort")[0]
+        losses[count], converged[count] = kick(xs[b], losses[b], converged[b], supports[b], delta, M, D, state,
+                                               settings, xs[count], supports[count])
+        count += 1
+        # The best point usually sits at a kink of L, where BFGS stops short: a last
+        # polish, from the point with its weights below the floor brought up to it.
+        b = np.argsort(losses[:count], kind="mergesort")[0]
+        v, y = np.empty(xs.shape[1]), np.empty(xs.shape[1])
+        to_predictor_weights(xs[b], delta, v)
+        search_point(v, delta, y)
+        losses[count], converged[count] = polish(y, delta, M, D, state, settings, xs[count], supports[count])
+        count += 1
+    return count

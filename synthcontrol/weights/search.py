@@ -277,16 +277,17 @@ def _to_v(y: FloatArray, delta: float) -> FloatArray:
 #: Above this many predictors, edge midpoints are no longer screened (K(K-1)/2 points).
 MAX_PREDICTORS_FOR_EDGES = 20
 
-#: Edge of Nelder-Mead's first simplex, in log(v).
+#: Edge of Nelder-Mead's first simplex, in log(v), and its evaluations per predictor.
 POLISH_STEP = 0.5
+POLISH_EVALUATIONS = 60
 #: Values tried per predictor weight in a coordinate sweep (log-spaced, floor to one).
 SWEEP_POINTS = 16
 
-#: The kick stage (:func:`_kick`): rounds, orders of magnitude tried per predictor
+#: The kick stage (:func:`~synthcontrol.weights._kernels.kick`): rounds, orders of magnitude tried per predictor
 #: weight, and BFGS searches per round.
 KICK_ROUNDS = 3
 KICK_LEVELS = 12
-KICK_SEARCHES = 6
+KICK_SEARCHES = 4
 
 #: A local search has stalled when the loss improved by less than this (relative)
 #: over :data:`STALL_WINDOW` iterations: BFGS zigzags at the kinks of ``L``.
@@ -391,21 +392,6 @@ def _ranked(losses: FloatArray) -> FloatArray:
     return np.argsort(np.asarray(losses), kind="stable")
 
 
-def _diverse(ranked: FloatArray, supports: FloatArray, n: int) -> list[int]:
-    """The ``n`` best candidates whose ``W(v)`` have pairwise different supports (a
-    support fixes the smooth piece of ``L`` a search starts on), topped up with the
-    next best if there are fewer distinct supports."""
-    chosen, seen = [], set()
-    for i in ranked:
-        if supports[i] not in seen:
-            seen.add(supports[i])
-            chosen.append(int(i))
-            if len(chosen) == n:
-                return chosen
-    rest = [int(i) for i in ranked if int(i) not in set(chosen)]
-    return chosen + rest[: n - len(chosen)]
-
-
 class _Point(NamedTuple):
     """A point of the search: the search variable, its loss, whether the local search
     that ended there converged, and the support of ``W(v)`` behind the loss."""
@@ -420,58 +406,30 @@ def _best(points: Sequence[_Point]) -> _Point:
     return points[int(_ranked(np.array([p.loss for p in points]))[0])]
 
 
-def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> _Point:
-    """BFGS from ``x0``; a search stopped by the iteration cap while still improving
-    is restarted once from where it stopped (a fresh Hessian escapes the zigzag
-    along a kink of ``L`` that usually slows it)."""
-    x = np.asarray(x0, float)
-    for _ in range(2):
-        end = np.empty_like(x)
-        loss, converged = _kernels.bfgs(
-            x, delta, problem.workspace.M, problem.D, problem.workspace.state,
-            max_iterations, STALL_TOLERANCE, STALL_WINDOW, end,
-        )
-        x = end
-        if converged:
-            break
-    return problem.point(x, delta, bool(converged))
+def _settings(delta: float, max_iterations: int) -> tuple:
+    """The settings tuple of :func:`~synthcontrol.weights._kernels.run_search`."""
+    floor = float(np.log(max(delta, 1e-12)))
+    return (
+        int(max_iterations), STALL_TOLERANCE, STALL_WINDOW, np.linspace(floor - 1.0, 1.0, SWEEP_POINTS),
+        POLISH_STEP, POLISH_EVALUATIONS, np.linspace(floor - 1.0, 0.0, KICK_LEVELS), KICK_ROUNDS, KICK_SEARCHES,
+    )
 
 
-def _polish(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> _Point:
-    """Coordinate sweeps across orders of magnitude and Nelder-Mead from ``x0`` (both
-    cross kinks and flat stretches), then BFGS."""
-    state = (problem.workspace.M, problem.D, problem.workspace.state)
-    swept, x = np.empty_like(x0), np.empty_like(x0)
-    offsets = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 1.0, SWEEP_POINTS)
-    _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 2, swept)
-    _kernels.nelder_mead(swept, delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
-    return _local_search(problem, x, delta, max_iterations)
-
-
-def _kick(problem: _Problem, start: _Point, delta: float, max_iterations: int) -> _Point:
-    """A variable-neighbourhood stage from the best point: every predictor weight in
-    turn is moved to each of :data:`KICK_LEVELS` orders of magnitude (relative to the
-    largest other weight), the moved points are screened, and BFGS runs from the
-    :data:`KICK_SEARCHES` best with different supports; the best end point replaces
-    the start when it is better, and the stage repeats (at most :data:`KICK_ROUNDS`
-    times). Unlike the coordinate sweep it keeps moves that are worse at first: an
-    optimum often needs one weight moved across several orders of magnitude and the
-    others adjusted after it."""
-    levels = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 0.0, KICK_LEVELS)
-    best, K = start, start.x.size
-    for _ in range(KICK_ROUNDS):
-        points = np.repeat(best.x[None, :], K * levels.size, axis=0)
-        for k in range(K):
-            top = np.delete(best.x, k).max() if K > 1 else best.x[k]
-            points[k * levels.size : (k + 1) * levels.size, k] = top + levels
-        losses, supports = np.empty(len(points)), np.empty(len(points), dtype=np.uint64)
-        _kernels.screen(points, delta, problem.workspace.M, problem.D, problem.workspace.state, losses, supports)
-        found = _best([_local_search(problem, points[i], delta, max_iterations)
-                       for i in _diverse(_ranked(losses), supports, KICK_SEARCHES)])
-        if not found.loss < best.loss - STALL_TOLERANCE * best.loss:
-            break
-        best = found
-    return best
+def _search(
+    problem: _Problem, starts: FloatArray, delta: float, n_local: int, n_polish: int, max_iterations: int
+) -> list[_Point]:
+    """Screening, local searches, polishes and the kick stage, in one compiled call
+    (:func:`~synthcontrol.weights._kernels.run_search`): the best screened point and
+    the end point of every search, in the order they ran."""
+    rows = 1 + n_local + (n_polish + 2 if n_polish > 0 else 0)
+    xs, losses = np.empty((rows, problem.K)), np.empty(rows)
+    converged = np.empty(rows, dtype=np.bool_)
+    supports = np.empty((rows, problem.workspace.M.shape[0]), dtype=np.int64)
+    count = _kernels.run_search(
+        np.ascontiguousarray(starts), delta, problem.workspace.M, problem.D, problem.workspace.state,
+        n_local, n_polish, _settings(delta, max_iterations), xs, losses, converged, supports,
+    )
+    return [_Point(xs[i], float(losses[i]), bool(converged[i]), supports[i][supports[i] >= 0]) for i in range(count)]
 
 
 def choose_predictor_weights(
@@ -500,7 +458,7 @@ def choose_predictor_weights(
     sweeps across orders of magnitude and by Nelder-Mead (both cross the kinks and
     flat stretches where BFGS stops), each followed by BFGS; with ``n_polish >= 1``
     a final kick stage moves each predictor weight of the best point across orders
-    of magnitude and searches again from the most promising moves (:func:`_kick`);
+    of magnitude and searches again from the most promising moves (the kick stage);
     the best point wins. ``global_search=True`` adds differential evolution over
     ``log v``. Everything that repeats is compiled
     (:mod:`synthcontrol.weights._kernels`), and the work does not depend on the
@@ -579,28 +537,6 @@ def choose_predictor_weights(
     )
 
 
-def _search(
-    problem: _Problem, starts: FloatArray, delta: float, n_local: int, n_polish: int, max_iterations: int
-) -> list[_Point]:
-    """Screening, local searches, polishes and the kick stage: the best screened point
-    and the end point of every search, in the order they ran."""
-    losses, supports = np.empty(len(starts)), np.empty(len(starts), dtype=np.uint64)
-    _kernels.screen(starts, delta, problem.workspace.M, problem.D, problem.workspace.state, losses, supports)
-    ranked = _ranked(losses)
-    results = [problem.point(starts[ranked[0]], delta)]
-    results += [_local_search(problem, starts[i], delta, max_iterations) for i in _diverse(ranked, supports, n_local)]
-    for i in _ranked(np.array([r.loss for r in results]))[:n_polish]:
-        results.append(_polish(problem, results[i].x, delta, max_iterations))
-    if n_polish > 0:
-        results.append(_kick(problem, _best(results), delta, max_iterations))
-        # The best point usually sits at a kink of L, where BFGS stops short: a last
-        # polish, from the point with its weights below the floor brought up to it
-        # (weights far below it do not move v, and would stall the simplex there).
-        best = _to_search(_to_v(_best(results).x, delta), delta)[0]
-        results.append(_polish(problem, best, delta, max_iterations))
-    return results
-
-
 def _loss_tolerance(problem: _Problem, bound: float) -> float:
     """Round-off allowance (unit scale) when comparing an outcome MSPE with the bound."""
     return 1e-9 * bound + 1e-12 * float(np.mean(problem.D**2))
@@ -663,7 +599,13 @@ def _differential_evolution(
     result = optimize.differential_evolution(
         lambda x: problem.search_loss(x, delta), bounds, seed=rng, tol=1e-10, polish=False, maxiter=200,
     )
-    return _best([problem.point(result.x, delta), _local_search(problem, result.x, delta, max_iterations)])
+    settings = _settings(delta, max_iterations)
+    end, support = np.empty(problem.K), np.empty(problem.workspace.M.shape[0], dtype=np.int64)
+    loss, converged = _kernels.local_search(
+        np.asarray(result.x, float), delta, problem.workspace.M, problem.D, problem.workspace.state,
+        *settings[:3], end, support,
+    )
+    return _best([problem.point(result.x, delta), _Point(end, float(loss), bool(converged), support[support >= 0])])
 
 
 def _finish(
