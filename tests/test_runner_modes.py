@@ -40,3 +40,36 @@ def test_small_work_stays_in_this_process(small, monkeypatch):
 
 def _pid(_: int) -> int:
     return __import__("os").getpid()
+
+
+class _RecordingParallel:
+    """joblib.Parallel that records the ``n_jobs`` it was given and runs the tasks here."""
+
+    calls: list = []
+
+    def __init__(self, n_jobs=None, **_):
+        _RecordingParallel.calls.append(n_jobs)
+
+    def __call__(self, tasks):
+        return (function(*args, **kwargs) for function, args, kwargs in tasks)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_never_more_workers_than_tasks(mode, monkeypatch):
+    """n_jobs=2000 on six tasks: the pool gets five workers (the first task runs here)."""
+    monkeypatch.setattr(runner, "SERIAL_BELOW", 0.0)
+    monkeypatch.setattr(runner, "PROCESSES_ABOVE", float("inf") if mode == "threads" else 0.0)
+    monkeypatch.setattr(runner.joblib, "Parallel", _RecordingParallel)
+    _RecordingParallel.calls = []
+    results, _ = runner.run_tasks(abs, [-1, -2, -3, -4, -5, -6], n_jobs=2000)
+    assert results == [1, 2, 3, 4, 5, 6] and _RecordingParallel.calls == [5]
+
+
+def test_a_backend_chosen_by_the_caller_gets_n_jobs_unchanged(monkeypatch):
+    import joblib
+
+    monkeypatch.setattr(runner.joblib, "Parallel", _RecordingParallel)
+    _RecordingParallel.calls = []
+    with joblib.parallel_config(backend="threading"):
+        results, _ = runner.run_tasks(abs, [-1, -2, -3], n_jobs=2000)
+    assert results == [1, 2, 3] and _RecordingParallel.calls == [2000]

@@ -11,19 +11,27 @@ compiled weighting core sums in a fixed order on one thread).
 
 How the work is spread is chosen by its measured size, unless the caller has
 chosen a joblib backend (``joblib.parallel_config(backend="dask")`` sends every
-task to a Dask cluster, unchanged). Otherwise, with more than one worker, the
-first task runs in this process and is timed; the rest run
+task to a Dask cluster, unchanged, with the caller's ``n_jobs``). Otherwise, with
+more than one worker, the first task runs in this process and is timed; the rest
+run
 
 * here, one after another, when they would take under :data:`SERIAL_BELOW`
-  seconds (a pool would cost more than it saves);
-* on threads when under :data:`PROCESSES_ABOVE` seconds: the compiled kernels of
-  :mod:`synthcontrol.weights` release the GIL, and threads start in microseconds;
+  seconds (even a thread pool would cost more than it saves);
+* on threads when under :data:`PROCESSES_ABOVE` seconds: a nested fit spends
+  most of its time in one call of the compiled search
+  (:func:`synthcontrol.weights._kernels.run_search`), which releases the GIL, and
+  threads start in microseconds and share the panel;
 * on loky worker processes above that (a cold pool costs about a second: worker
   start, imports), each worker limited to one BLAS thread
   (``inner_max_num_threads=1``) so that workers never compete for cores.
 
-The weighting core itself calls no BLAS (its kernels are plain compiled loops), so
-a fit is single-threaded whatever the environment's BLAS settings.
+Never more workers start than there are tasks left (``n_jobs=2000`` on 38
+placebos starts 37), whatever ``n_jobs`` says.
+
+The weighting core's kernels call no BLAS (they are plain compiled loops), so a
+fit's time is single-threaded whatever the environment's BLAS settings; the few
+small numpy factorisations around them (the tie-break, the regression start) are
+below the sizes at which BLAS starts threads.
 
 This is the only module of synthcontrol that imports joblib.
 """
@@ -68,11 +76,16 @@ def _package_version() -> str:
         return "unknown"
 
 #: Remaining work (estimated from the first task) below which it runs serially, seconds:
-#: on 2 cores a California placebo run (0.6 s) ran slower on threads than serially
-#: (``benchmarks/RESULTS.md``), the fits' Python parts holding the GIL.
-SERIAL_BELOW = 1.0
+#: a thread pool costs about a millisecond to start, and the search of a fit runs
+#: in one GIL-free compiled call, so threads pay off from a few fits on.
+SERIAL_BELOW = 0.05
 #: Remaining work above which it goes to worker processes rather than threads, seconds.
-PROCESSES_ABOVE = 3.0
+#: Threads share the GIL for the Python part of each fit (about a quarter of a
+#: California fit: design, certificate LP, tie-break, result), so they speed up by
+#: at most about 1 / (0.25 + 0.75 / workers); processes scale with the workers but
+#: cost about a second to start. With two workers they break even near 10 s.
+PROCESSES_ABOVE = 10.0
+
 
 @dataclass(frozen=True)
 class RunLog:
@@ -385,11 +398,11 @@ def _execute(task: Callable[[Any], Any], items: list, n_jobs: int | None) -> Ite
     if _backend_chosen_by_caller():
         yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator")(delayed(items))
         return
-    workers = joblib.effective_n_jobs(n_jobs)
     start = time.perf_counter()
     yield _capturing_warnings(task, items[0])
     remaining = (time.perf_counter() - start) * (len(items) - 1)
-    if workers == 1 or remaining < SERIAL_BELOW or len(items) == 2:
+    workers = min(joblib.effective_n_jobs(n_jobs), len(items) - 1)
+    if workers <= 1 or remaining < SERIAL_BELOW:
         logger.debug("running %d tasks serially", len(items) - 1)
         yield from (_capturing_warnings(task, item) for item in items[1:])
     elif remaining < PROCESSES_ABOVE:

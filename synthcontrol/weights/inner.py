@@ -86,12 +86,18 @@ class Workspace:
     def row_scales(self) -> FloatArray:
         return self.state[1]
 
-    def solve(self, cold: bool = False) -> tuple[FloatArray, int]:
-        """Simplex weights for the current row scales; ``(w, status)`` (a fresh copy)."""
+    def solve(self, cold: bool = False, start: FloatArray | None = None) -> tuple[FloatArray, int]:
+        """Simplex weights for the current row scales; ``(w, status)`` (a fresh copy).
+        Warm-started from the last solution, or from nothing (``cold``), or from the
+        columns ``start``."""
         (_, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w, _) = self.state
-        if cold:
+        if cold or start is not None:
             u[:] = 0.0
             n_passive[0] = 0
+        if start is not None and 0 < len(start) <= passive.size:
+            passive[: len(start)] = start
+            n_passive[0] = len(start)
+            u[start] = 1.0 / len(start)
         status = _kernels.solve_simplex(self.M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
         return w.copy(), int(status)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy import optimize
@@ -186,6 +186,24 @@ class _Problem:
     def search_loss(self, x: FloatArray, delta: float) -> float:
         return float(_kernels.loss_at(np.asarray(x, float), delta, self.workspace.M, self.D, self.workspace.state))
 
+    def point(self, x: FloatArray, delta: float, converged: bool = True) -> "_Point":
+        """The loss at ``x`` as the search sees it (warm-started from the last solve),
+        with the support of the ``W(v)`` it was computed with."""
+        loss = self.search_loss(x, delta)
+        passive, n_passive = self.workspace.state[3], self.workspace.state[4]
+        return _Point(np.asarray(x, float), loss, converged, np.sort(passive[: n_passive[0]]))
+
+    def weights_on(self, v: FloatArray, support: FloatArray) -> FloatArray:
+        """``W(v)`` of the merged problem warm-started from ``support``: where round-off
+        leaves several supports optimal at ``v`` (weights spanning many orders of
+        magnitude), the one the search evaluated."""
+        _kernels.inner_row_scales(np.asarray(v, float), self.workspace.row_scales)
+        return self.workspace.solve(start=support)[0]
+
+    def inner_objective(self, v: FloatArray, w: FloatArray) -> float:
+        r = np.sqrt(np.asarray(v, float) / np.max(v))[:, None] * self.C @ w
+        return float(r @ r)
+
     def matches_exactly(self) -> bool:
         """Whether some donor weights reproduce the treated predictors (to round-off)."""
         residual = self.C @ self.weights(np.full(self.K, 1.0 / self.K), cold=True)
@@ -259,10 +277,17 @@ def _to_v(y: FloatArray, delta: float) -> FloatArray:
 #: Above this many predictors, edge midpoints are no longer screened (K(K-1)/2 points).
 MAX_PREDICTORS_FOR_EDGES = 20
 
-#: Edge of Nelder-Mead's first simplex, in log(v).
+#: Edge of Nelder-Mead's first simplex, in log(v), and its evaluations per predictor.
 POLISH_STEP = 0.5
+POLISH_EVALUATIONS = 60
 #: Values tried per predictor weight in a coordinate sweep (log-spaced, floor to one).
 SWEEP_POINTS = 16
+
+#: The kick stage (:func:`~synthcontrol.weights._kernels.kick`): rounds, orders of magnitude tried per predictor
+#: weight, and BFGS searches per round.
+KICK_ROUNDS = 3
+KICK_LEVELS = 12
+KICK_SEARCHES = 4
 
 #: A local search has stalled when the loss improved by less than this (relative)
 #: over :data:`STALL_WINDOW` iterations: BFGS zigzags at the kinks of ``L``.
@@ -270,31 +295,53 @@ STALL_TOLERANCE = 1e-9
 STALL_WINDOW = 5
 
 
-def _candidates(
-    X: FloatArray, Z: FloatArray, n_random: int, rng: np.random.Generator, extra: Sequence[FloatArray], delta: float
-) -> list[FloatArray]:
-    """Predictor weights to screen as starts (on the simplex, before the floor).
+def _starts(
+    X: FloatArray, Z: FloatArray, n_random: int, seed: int | np.random.Generator | None,
+    extra: Sequence[FloatArray], delta: float,
+) -> FloatArray:
+    """Search points to screen: the problem's own starts (R Synth's regression-based
+    start and the caller's extra starts) first, then the fixed ones (see
+    :func:`_fixed_starts`), each block in screening order."""
+    points = np.array([_shared_regression_start(X, Z), *(np.asarray(p, dtype=float) for p in extra)])
+    own = _to_search(points, delta)
+    return np.vstack([own[_screening_order(own)], _fixed_starts(X.shape[0], n_random, seed, delta)])
 
-    Equal weights and R Synth's regression-based start; every vertex and (for up to
+
+def _fixed_starts(K: int, n_random: int, seed: int | np.random.Generator | None, delta: float) -> FloatArray:
+    """The starts that depend only on the problem's size and the seed, as search points
+    in screening order: equal weights; every vertex and (for up to
     :data:`MAX_PREDICTORS_FOR_EDGES` predictors) every edge midpoint of the simplex,
-    because the optimum often puts nearly all weight on one or two predictors;
-    seeded random draws (sparse Dirichlet and hierarchical, see
-    :func:`choose_predictor_weights`); and the caller's extra starts.
-    """
-    K = X.shape[0]
-    points = [np.full(K, 1.0 / K), _shared_regression_start(X, Z), *np.eye(K)]
+    because the optimum often puts nearly all weight on one or two predictors; seeded
+    random draws (sparse Dirichlet and hierarchical, see
+    :func:`choose_predictor_weights`). Built once per size and integer seed: the
+    treated fit and its placebos share them."""
+    key = (K, n_random, seed, delta) if isinstance(seed, (int, np.integer)) else None
+    if key in _FIXED_STARTS:
+        return _FIXED_STARTS[key]
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    points = [np.full((1, K), 1.0 / K), np.eye(K)]
     if K <= MAX_PREDICTORS_FOR_EDGES:
         rows, cols = np.triu_indices(K, 1)
         edges = np.zeros((rows.size, K))
         edges[np.arange(rows.size), rows] = edges[np.arange(rows.size), cols] = 0.5
-        points += list(edges)
+        points.append(edges)
     # Half sparse Dirichlet draws, half hierarchical ones: optimal v often put most
     # weight on one to three predictors and the rest at distinct orders of
     # magnitude between the floor and 1%, each acting as a tie-breaker.
-    points += list(rng.dirichlet(np.full(K, 0.3), size=n_random - n_random // 2))
-    points += list(_hierarchical(rng, n_random // 2, K, delta))
-    points += [np.asarray(p, dtype=float) for p in extra]
-    return points
+    points.append(rng.dirichlet(np.full(K, 0.3), size=n_random - n_random // 2))
+    points.append(_hierarchical(rng, n_random // 2, K, delta))
+    starts = _to_search(np.vstack(points), delta)
+    starts = starts[_screening_order(starts)]
+    starts.setflags(write=False)
+    if key is not None:
+        if len(_FIXED_STARTS) >= 16:
+            _FIXED_STARTS.pop(next(iter(_FIXED_STARTS)))
+        _FIXED_STARTS[key] = starts
+    return starts
+
+
+#: Fixed starts by (K, n_random, seed, delta), oldest first.
+_FIXED_STARTS: dict[tuple, FloatArray] = {}
 
 
 def _screening_order(starts: FloatArray) -> FloatArray:
@@ -314,10 +361,13 @@ def _hierarchical(rng: np.random.Generator, n: int, K: int, delta: float) -> Flo
 
 
 def _shared_regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
-    """:func:`regression_start` of the units of ``(X, Z)`` taken in a canonical order
-    (so the same for any order of the units), and computed once per unit set: the
-    treated fit and all its placebos share the units, only who is treated changes."""
-    order = np.lexsort([*Z[::-1], *X[::-1]])
+    """:func:`regression_start` of the distinct units of ``(X, Z)`` taken in a canonical
+    order (so the same for any order of the units, and for any number of copies of a
+    unit: a copy adds no information, and must not change the search), and computed
+    once per unit set: the treated fit and all its placebos share the units, only who
+    is treated changes."""
+    order, distinct = canonical_columns(X, Z)
+    order = order[distinct]
     X, Z = np.take(X, order, axis=1), np.take(Z, order, axis=1)
     digest = hashlib.blake2b(X.data, digest_size=16)
     digest.update(Z.data)
@@ -342,47 +392,44 @@ def _ranked(losses: FloatArray) -> FloatArray:
     return np.argsort(np.asarray(losses), kind="stable")
 
 
-def _diverse(ranked: FloatArray, supports: FloatArray, n: int) -> list[int]:
-    """The ``n`` best candidates whose ``W(v)`` have pairwise different supports (a
-    support fixes the smooth piece of ``L`` a search starts on), topped up with the
-    next best if there are fewer distinct supports."""
-    chosen, seen = [], set()
-    for i in ranked:
-        if supports[i] not in seen:
-            seen.add(supports[i])
-            chosen.append(int(i))
-            if len(chosen) == n:
-                return chosen
-    rest = [int(i) for i in ranked if int(i) not in set(chosen)]
-    return chosen + rest[: n - len(chosen)]
+class _Point(NamedTuple):
+    """A point of the search: the search variable, its loss, whether the local search
+    that ended there converged, and the support of ``W(v)`` behind the loss."""
+
+    x: FloatArray
+    loss: float
+    converged: bool
+    support: FloatArray
 
 
-def _local_search(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
-    """BFGS from ``x0``; a search stopped by the iteration cap while still improving
-    is restarted once from where it stopped (a fresh Hessian escapes the zigzag
-    along a kink of ``L`` that usually slows it)."""
-    x = np.asarray(x0, float)
-    for _ in range(2):
-        end = np.empty_like(x)
-        loss, converged = _kernels.bfgs(
-            x, delta, problem.workspace.M, problem.D, problem.workspace.state,
-            max_iterations, STALL_TOLERANCE, STALL_WINDOW, end,
-        )
-        x = end
-        if converged:
-            break
-    return x, float(loss), bool(converged)
+def _best(points: Sequence[_Point]) -> _Point:
+    return points[int(_ranked(np.array([p.loss for p in points]))[0])]
 
 
-def _polish(problem: _Problem, x0: FloatArray, delta: float, max_iterations: int) -> tuple[FloatArray, float, bool]:
-    """Coordinate sweeps across orders of magnitude and Nelder-Mead from ``x0`` (both
-    cross kinks and flat stretches), then BFGS."""
-    state = (problem.workspace.M, problem.D, problem.workspace.state)
-    swept, x = np.empty_like(x0), np.empty_like(x0)
-    offsets = np.linspace(np.log(max(delta, 1e-12)) - 1.0, 1.0, SWEEP_POINTS)
-    _kernels.coordinate_sweep(np.asarray(x0, float), delta, *state, offsets, 2, swept)
-    _kernels.nelder_mead(swept, delta, *state, 60 * x0.size, POLISH_STEP, 1e-9, 1e-13, x)
-    return _local_search(problem, x, delta, max_iterations)
+def _settings(delta: float, max_iterations: int) -> tuple:
+    """The settings tuple of :func:`~synthcontrol.weights._kernels.run_search`."""
+    floor = float(np.log(max(delta, 1e-12)))
+    return (
+        int(max_iterations), STALL_TOLERANCE, STALL_WINDOW, np.linspace(floor - 1.0, 1.0, SWEEP_POINTS),
+        POLISH_STEP, POLISH_EVALUATIONS, np.linspace(floor - 1.0, 0.0, KICK_LEVELS), KICK_ROUNDS, KICK_SEARCHES,
+    )
+
+
+def _search(
+    problem: _Problem, starts: FloatArray, delta: float, n_local: int, n_polish: int, max_iterations: int
+) -> list[_Point]:
+    """Screening, local searches, polishes and the kick stage, in one compiled call
+    (:func:`~synthcontrol.weights._kernels.run_search`): the best screened point and
+    the end point of every search, in the order they ran."""
+    rows = 1 + n_local + (n_polish + 2 if n_polish > 0 else 0)
+    xs, losses = np.empty((rows, problem.K)), np.empty(rows)
+    converged = np.empty(rows, dtype=np.bool_)
+    supports = np.empty((rows, problem.workspace.M.shape[0]), dtype=np.int64)
+    count = _kernels.run_search(
+        np.ascontiguousarray(starts), delta, problem.workspace.M, problem.D, problem.workspace.state,
+        n_local, n_polish, _settings(delta, max_iterations), xs, losses, converged, supports,
+    )
+    return [_Point(xs[i], float(losses[i]), bool(converged[i]), supports[i][supports[i] >= 0]) for i in range(count)]
 
 
 def choose_predictor_weights(
@@ -405,14 +452,17 @@ def choose_predictor_weights(
     First the lower bound ``min_w |z1 - Z0 w|^2 / T0`` is computed and, when its
     minimiser is ``W(v)`` for an admissible ``v`` (an LP), that ``v`` is returned as
     a certified global optimum. Otherwise candidate ``v`` are screened (one inner
-    solve each, see :func:`_candidates`); BFGS with the analytic gradient, on
+    solve each, see :func:`_fixed_starts`); BFGS with the analytic gradient, on
     ``log v``, runs from the ``n_local`` best candidates whose ``W(v)`` have
     different supports; the ``n_polish`` best end points are refined by coordinate
     sweeps across orders of magnitude and by Nelder-Mead (both cross the kinks and
-    flat stretches where BFGS stops), each followed by BFGS; the best point wins.
-    ``global_search=True`` adds differential evolution. Everything that repeats is
-    compiled (:mod:`synthcontrol.weights._kernels`), and the work does not depend on
-    the donors' order (see :class:`_Problem`).
+    flat stretches where BFGS stops), each followed by BFGS; with ``n_polish >= 1``
+    a final kick stage moves each predictor weight of the best point across orders
+    of magnitude and searches again from the most promising moves (the kick stage);
+    the best point wins. ``global_search=True`` adds differential evolution over
+    ``log v``. Everything that repeats is compiled
+    (:mod:`synthcontrol.weights._kernels`), and the work does not depend on the
+    donors' order (see :class:`_Problem`).
 
     Parameters
     ----------
@@ -431,7 +481,8 @@ def choose_predictor_weights(
     n_local : int, default 6
         How many of the best screened candidates start a BFGS search.
     n_polish : int, default 3
-        How many of the best local optima are refined by Nelder-Mead.
+        How many of the best local optima are refined by Nelder-Mead; with at least
+        one, the best point also goes through the kick stage.
     min_predictor_weight : float, default 1e-8
         The floor ``delta`` of the admissible class ``min(v) >= delta * max(v)``
         (see :mod:`synthcontrol.weights`).
@@ -456,7 +507,6 @@ def choose_predictor_weights(
     >>> bool(sol.certified), round(sol.loss, 10)
     (True, 0.0)
     """
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     x1, X0, z1, Z0 = (np.asarray(a, dtype=float) for a in (x1, X0, z1, Z0))
     problem = _Problem(x1, X0, z1, Z0)
     delta = float(min_predictor_weight)
@@ -475,23 +525,16 @@ def choose_predictor_weights(
     # floor); then w* itself, which attains the bound, is the certified answer.
     if v_cert is not None and problem.loss(problem.weights(v_cert, cold=True)) <= bound * (1 + 1e-6) + tolerance:
         return _finish(problem, x1, X0, z1, Z0, v_cert, bound, [], True, certified_weights=w_bound)
-
-    points = _candidates(
-        np.column_stack([x1, X0]), np.column_stack([z1, Z0]), n_random_starts, rng, extra_starts, delta
-    )
-    starts = _to_search(np.array(points), delta)
-    starts = starts[_screening_order(starts)]
-    losses, supports = np.empty(len(starts)), np.empty(len(starts), dtype=np.uint64)
-    _kernels.screen(starts, delta, problem.workspace.M, problem.D, problem.workspace.state, losses, supports)
-    ranked = _ranked(losses)
-    results = [(starts[ranked[0]], float(losses[ranked[0]]), True)]
-    results += [_local_search(problem, starts[i], delta, max_iterations) for i in _diverse(ranked, supports, n_local)]
-    for i in _ranked(np.array([r[1] for r in results]))[:n_polish]:
-        results.append(_polish(problem, results[i][0], delta, max_iterations))
+    starts = _starts(np.column_stack([x1, X0]), np.column_stack([z1, Z0]), n_random_starts, seed, extra_starts, delta)
+    results = _search(problem, starts, delta, n_local, n_polish, max_iterations)
     if global_search:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(None if seed is None else (seed, 1))
         results.append(_differential_evolution(problem, delta, rng, max_iterations))
-    best = results[int(_ranked(np.array([r[1] for r in results]))[0])]
-    return _finish(problem, x1, X0, z1, Z0, _to_v(best[0], delta), bound, [r[1] for r in results], best[2])
+    best = _best(results)
+    return _finish(
+        problem, x1, X0, z1, Z0, _to_v(best.x, delta), bound, [r.loss for r in results], best.converged,
+        support=best.support,
+    )
 
 
 def _loss_tolerance(problem: _Problem, bound: float) -> float:
@@ -549,13 +592,20 @@ def _ratio_rows(K: int, delta: float) -> FloatArray:
 
 def _differential_evolution(
     problem: _Problem, delta: float, rng: np.random.Generator, max_iterations: int
-) -> tuple[FloatArray, float, bool]:
+) -> _Point:
+    # The search variable is log v relative to the largest weight: the box spans
+    # the floor to one, every order of magnitude an optimum may use.
+    bounds = [(float(np.log(max(delta, 1e-12))) - 1.0, 0.0)] * problem.K
     result = optimize.differential_evolution(
-        lambda x: problem.search_loss(x, delta), [(0.0, 1.0)] * problem.K, seed=rng, tol=1e-10,
-        polish=False, maxiter=200,
+        lambda x: problem.search_loss(x, delta), bounds, seed=rng, tol=1e-10, polish=False, maxiter=200,
     )
-    polished = _local_search(problem, result.x, delta, max_iterations)
-    return polished if polished[1] <= result.fun else (result.x, float(result.fun), True)
+    settings = _settings(delta, max_iterations)
+    end, support = np.empty(problem.K), np.empty(problem.workspace.M.shape[0], dtype=np.int64)
+    loss, converged = _kernels.local_search(
+        np.asarray(result.x, float), delta, problem.workspace.M, problem.D, problem.workspace.state,
+        *settings[:3], end, support,
+    )
+    return _best([problem.point(result.x, delta), _Point(end, float(loss), bool(converged), support[support >= 0])])
 
 
 def _finish(
@@ -569,10 +619,12 @@ def _finish(
     start_losses: Sequence[float],
     converged: bool,
     certified_weights: FloatArray | None = None,
+    support: FloatArray | None = None,
 ) -> NestedSolution:
     """Final ``W(v)`` with the tie-breaking rule, mapped back to the given donors
-    (``certified_weights``: merged weights that attain the bound, kept as they are)."""
-    w_merged = problem.weights(v, cold=True)
+    (``certified_weights``: merged weights that attain the bound, kept as they are;
+    ``support``: the one the search's loss at ``v`` was computed with)."""
+    w_merged = _final_weights(problem, v, support)
     method = "nnls"
     if certified_weights is not None:
         w, tie_broken = problem.expand(certified_weights), False
@@ -608,6 +660,21 @@ def _finish(
         tie_broken=tie_broken,
         inner_method=method,
     )
+
+
+def _final_weights(problem: _Problem, v: FloatArray, support: FloatArray | None) -> FloatArray:
+    """``W(v)`` solved from scratch, or from the search's ``support`` when that gives
+    an equally good inner objective (to round-off) and a better outcome fit: at
+    predictor weights spanning many orders of magnitude round-off can leave two
+    supports optimal, and the search chose ``v`` for the loss of its own."""
+    cold = problem.weights(v, cold=True)
+    if support is None:
+        return cold
+    warm = problem.weights_on(v, support)
+    inner_cold, inner_warm = problem.inner_objective(v, cold), problem.inner_objective(v, warm)
+    scale = float(np.max(np.abs(problem.C))) ** 2
+    equally_optimal = inner_warm <= inner_cold * (1 + 1e-9) + 1e-15 * scale
+    return warm if equally_optimal and problem.loss(warm) < problem.loss(cold) else cold
 
 
 def nested_fit(

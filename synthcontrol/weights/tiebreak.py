@@ -4,15 +4,18 @@ Every minimiser of the inner problem has the same weighted fitted predictors, an
 (by the KKT conditions) puts weight only on donors whose gradient component is
 minimal. Restricted to those candidates the optimal face is
 ``F = {w >= 0, sum(w) = 1, sqrt(v) C w = r*}`` (``r*`` the unique optimal
-residual). When ``F`` holds more than one point, the outcome MSPE ``|D w|^2 / T0``
-is minimised over it in two exact steps, with no external solver:
+residual). When ``F`` holds more than one point, the outcome MSPE ``|D w|^2 / T0`` is
+minimised over it exactly, with no external solver:
 
 1. a penalty NNLS, ``min_{u >= 0} |D u|^2 + rho^2 (|sqrt(v) C u - r*|^2 + (1'u - 1)^2)``
    with a large ``rho``, solved by the compiled active set warm-started at the
-   basic solution (which lies on ``F``): it finds the support of the answer;
-2. the exact KKT polish on that support: the equality-constrained least-squares
-   problem ``min |D_S x|^2`` s.t. ``sqrt(v) C_S x = r*``, ``1'x = 1`` solved as one
-   linear system, so that the answer lies on ``F`` to round-off.
+   basic solution: a guess of the answer's support, nothing more;
+2. a primal active set on ``F`` itself, started at the basic solution (a point of
+   ``F``) with the guessed support and the basic support free to move: each step
+   solves the equality-constrained least-squares problem on the free weights,
+   stops where a weight reaches zero, and frees a fixed weight whose multiplier
+   is negative. Every iterate lies on ``F`` and none is worse than the start, so
+   a wrong guess costs steps, never the answer.
 
 The answer replaces the basic solution only when it is inner-optimal and improves
 the outcome fit, both judged relative to the scale of the numbers compared.
@@ -28,7 +31,7 @@ from .inner import FloatArray, _power_of_two, outcome_loss
 __all__ = ["optimal_face_tiebreak", "face_tiebreak"]
 
 #: Weight of the face constraints against the outcome fit in the penalty NNLS
-#: (both scaled to unit size): the face is met to about 1 / PENALTY^2 before the polish.
+#: (both scaled to unit size): the guess meets the face to about 1 / PENALTY^2.
 #: Larger values lose the dual values of the active set to round-off (they grow as
 #: PENALTY^2 times machine precision).
 PENALTY = 1e3
@@ -92,20 +95,21 @@ def face_tiebreak(C: FloatArray, D: FloatArray, v: FloatArray, w: FloatArray) ->
     residual = Cv @ w
     gradient = Cv.T @ residual
     # Gradients within round-off of the support's are candidates; extra ones are
-    # harmless (the answer must still pass the inner-optimality check below).
+    # harmless: the face is {Cv w = r*} whatever the candidates, and every point of it
+    # has the optimal inner objective |r*|^2.
     tolerance = 1e-9 * max(float(np.max(np.abs(gradient))), float(np.max(np.abs(Cv))) ** 2)
     candidates = np.flatnonzero(gradient <= float(np.max(gradient[w > 0])) + tolerance)
     face = np.vstack([Cv[:, candidates], np.ones((1, candidates.size))])
     if candidates.size <= face.shape[0] and np.linalg.matrix_rank(face) == candidates.size:
         return None
-    u = _penalty_nnls(Cv[:, candidates], residual, D[:, candidates], w[candidates])
-    if u is None:
-        return None
-    exact = _polish(Cv[:, candidates], residual, D[:, candidates], u)
-    if exact is None:
-        return None
+    start = w[candidates]
+    guess = _penalty_nnls(Cv[:, candidates], residual, D[:, candidates], start)
+    free = start > 0
+    if guess is not None:
+        free |= guess > 0
+    exact = _active_set(face, np.append(residual, 1.0), D[:, candidates], start, free)
     w_new = np.zeros_like(w)
-    w_new[candidates] = exact
+    w_new[candidates] = exact / exact.sum()
     inner_old = float(residual @ residual)
     inner_new = float(np.sum((Cv @ w_new) ** 2))
     scale = float(np.max(np.abs(Cv))) ** 2
@@ -117,7 +121,7 @@ def face_tiebreak(C: FloatArray, D: FloatArray, v: FloatArray, w: FloatArray) ->
 
 def _penalty_nnls(A: FloatArray, target: FloatArray, D: FloatArray, start: FloatArray) -> FloatArray | None:
     """``argmin_{u >= 0} |D u|^2 + PENALTY^2 (|A u - target|^2 + (1'u - 1)^2)``, warm-started
-    at ``start`` (a point of the face)."""
+    at ``start`` (a point of the face): a guess of the answer's support."""
     K, n = A.shape
     M = np.ascontiguousarray(np.vstack([A, np.ones((1, n)), D]))
     m = M.shape[0]
@@ -130,39 +134,81 @@ def _penalty_nnls(A: FloatArray, target: FloatArray, D: FloatArray, start: Float
     support = np.flatnonzero(u)[:m]
     passive[: support.size] = support
     n_passive = np.array([support.size], dtype=np.int64)
-    # The system's rows carry PENALTY, so its dual values carry round-off of about
-    # PENALTY^2 times machine precision: a smaller entry threshold lets columns
-    # enter on round-off and cycle. A cycle stopped by the cap still leaves a point
-    # whose support the exact polish below checks and completes.
-    tolerance = 64.0 * np.finfo(float).eps * m * PENALTY**2
+    # The rows carry PENALTY, and so does the round-off bound of the dual values that
+    # decides entry. A cycle stopped by the cap still leaves a usable guess: the exact
+    # active set below starts from the face, not from this point.
     status = _kernels.nnls(
         M, rs, b, u, passive, n_passive, np.zeros(n, dtype=np.int8), np.empty((m, m)), np.empty((m, m)),
-        np.empty(m), np.empty(m), np.empty(n), np.empty(m), tolerance, 4 * m + 20,
+        np.empty(m), np.empty(m), np.empty(n), np.empty(m), _kernels.DUAL_SAFETY, 4 * m + 20,
     )
     usable = status in (_kernels.OK, _kernels.ITERATION_LIMIT) and u.sum() > 0
     return u if usable else None
 
 
-def _polish(A: FloatArray, target: FloatArray, D: FloatArray, u: FloatArray) -> FloatArray | None:
-    """The exact minimiser of ``|D x|^2`` on ``{A x = target, 1'x = 1}`` restricted to the
-    support of ``u``, dropping the most negative weight and solving again (a few
-    times) when the support was not quite right; None if that does not settle."""
-    support = np.flatnonzero(u > 1e-12 * float(np.max(u)))
-    constraints = np.vstack([A, np.ones((1, A.shape[1]))])
-    rhs = np.append(target, 1.0)
-    for _ in range(4):
-        E, n = constraints[:, support], support.size
-        kkt = np.zeros((n + E.shape[0], n + E.shape[0]))
-        kkt[:n, :n] = D[:, support].T @ D[:, support]
-        kkt[:n, n:] = E.T
-        kkt[n:, :n] = E
-        solution = np.linalg.lstsq(kkt, np.append(np.zeros(n), rhs), rcond=1e-14)[0][:n]
-        largest = float(np.max(np.abs(solution)))
-        if solution.min() >= -1e-12 * largest:
-            x = np.zeros(A.shape[1])
-            x[support] = np.maximum(solution, 0.0)
-            violation = np.max(np.abs(constraints @ x - rhs))
-            size = float(np.max(np.abs(constraints) @ np.abs(x))) + float(np.max(np.abs(rhs)))
-            return x / x.sum() if violation <= RELATIVE_TOLERANCE * size else None
-        support = np.delete(support, int(np.argmin(solution)))
-    return None
+def _active_set(E: FloatArray, e: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray) -> FloatArray:
+    """``argmin |D x|^2`` over the face ``{x >= 0, E x = e}`` by a primal active set.
+
+    Starts at ``x`` (a point of the face) with the variables of ``free`` allowed to
+    move; every step stays on the face and never raises the objective, so the answer
+    is at least as good as the start even if the iteration cap stops it. On the free
+    set the equality-constrained problem is solved in the null space of ``E`` (no
+    normal equations: ``D`` may be rank-deficient, the minimum-norm step is taken);
+    a step that would make a weight negative stops at it and fixes it at zero; at a
+    minimiser over the free set, the fixed weight with the most negative multiplier
+    is freed. Each step also removes the round-off drift from the face.
+    """
+    x, free = np.maximum(np.asarray(x, float), 0.0), np.asarray(free, bool).copy()
+    scale = max(float(np.max(np.abs(D))), 1e-300)
+    for _ in range(3 * x.size + 20):
+        step = _face_step(E, e, D, x, free)
+        negative = free & (step < 0.0)
+        ratios = np.where(negative, x / np.where(negative, -step, 1.0), np.inf)
+        alpha = min(1.0, float(ratios.min()))
+        x = np.where(free, np.maximum(x + alpha * step, 0.0), 0.0)
+        if alpha < 1.0:
+            free[int(np.argmin(ratios))] = False
+            x[~free] = 0.0
+            continue
+        entering = _entering(E, D, x, free, scale)
+        if entering < 0:
+            return x
+        free[entering] = True
+    return x
+
+
+def _face_step(E: FloatArray, e: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray) -> FloatArray:
+    """The step from ``x`` to the minimiser of ``|D y|^2`` on ``{E y = e}`` with ``y``
+    zero outside ``free`` (minimum-norm where that is not unique)."""
+    index = np.flatnonzero(free)
+    step = np.zeros(x.size)
+    if index.size == 0:
+        return step
+    E_F, D_F = E[:, index], D[:, index]
+    U, s, Vt = np.linalg.svd(E_F, full_matrices=True)
+    rank = int(np.sum(s > 1e-12 * max(float(s.max()), 1e-300))) if s.size else 0
+    # Back onto {E_F y = e} (round-off drift), then the best move within its null space.
+    correction = Vt[:rank].T @ ((U[:, :rank].T @ (e - E_F @ x[index])) / s[:rank])
+    null = Vt[rank:].T
+    p = correction
+    if null.shape[1]:
+        target = -(D_F @ (x[index] + correction))
+        z = np.linalg.lstsq(D_F @ null, target, rcond=1e-12)[0]
+        p = correction + null @ z
+    step[index] = p
+    return step
+
+
+def _entering(E: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray, scale: float) -> int:
+    """A fixed weight whose multiplier is negative (the most negative), or -1 when
+    ``x`` is optimal: the gradient ``2 D'D x`` minus the face's part, read off the
+    free weights, must be non-negative on the fixed ones."""
+    fixed = np.flatnonzero(~free)
+    if fixed.size == 0:
+        return -1
+    gradient = 2.0 * (D.T @ (D @ x))
+    index = np.flatnonzero(free)
+    multipliers = np.linalg.lstsq(E[:, index].T, gradient[index], rcond=1e-12)[0] if index.size else np.zeros(E.shape[0])
+    reduced = gradient[fixed] - E[:, fixed].T @ multipliers
+    size = max(float(np.max(np.abs(gradient))), float(np.max(np.abs(E[:, fixed].T @ multipliers))), 1e-12 * scale**2)
+    best = int(np.argmin(reduced))
+    return int(fixed[best]) if reduced[best] < -1e-9 * size else -1
