@@ -159,20 +159,30 @@ def _active_set(E: FloatArray, e: FloatArray, D: FloatArray, x: FloatArray, free
     """
     x, free = np.maximum(np.asarray(x, float), 0.0), np.asarray(free, bool).copy()
     scale = max(float(np.max(np.abs(D))), 1e-300)
+    # A weight freed on a multiplier that is negative by round-off only is fixed again
+    # by a step of length zero; it may not enter again until a step lowers the
+    # objective, or the same weight would cycle until the cap.
+    refused, newest = np.zeros(x.size, bool), -1
+    objective = float(np.sum((D @ x) ** 2))
     for _ in range(3 * x.size + 20):
         step = _face_step(E, e, D, x, free)
         negative = free & (step < 0.0)
         ratios = np.where(negative, x / np.where(negative, -step, 1.0), np.inf)
         alpha = min(1.0, float(ratios.min()))
         x = np.where(free, np.maximum(x + alpha * step, 0.0), 0.0)
+        previous, objective = objective, float(np.sum((D @ x) ** 2))
+        if objective < previous:
+            refused[:] = False
         if alpha < 1.0:
-            free[int(np.argmin(ratios))] = False
+            leaving = int(np.argmin(ratios))
+            refused[leaving] = alpha == 0.0 and leaving == newest
+            free[leaving] = False
             x[~free] = 0.0
             continue
-        entering = _entering(E, D, x, free, scale)
-        if entering < 0:
+        newest = _entering(E, D, x, free, refused, scale)
+        if newest < 0:
             return x
-        free[entering] = True
+        free[newest] = True
     return x
 
 
@@ -198,17 +208,20 @@ def _face_step(E: FloatArray, e: FloatArray, D: FloatArray, x: FloatArray, free:
     return step
 
 
-def _entering(E: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray, scale: float) -> int:
-    """A fixed weight whose multiplier is negative (the most negative), or -1 when
-    ``x`` is optimal: the gradient ``2 D'D x`` minus the face's part, read off the
-    free weights, must be non-negative on the fixed ones."""
-    fixed = np.flatnonzero(~free)
+def _entering(E: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray, refused: FloatArray,
+              scale: float) -> int:
+    """A fixed weight, not ``refused``, whose multiplier is negative (the most
+    negative), or -1 when ``x`` is optimal: the gradient ``2 D'D x`` minus the face's
+    part, read off the free weights, must be non-negative on the fixed ones."""
+    fixed = np.flatnonzero(~free & ~refused)
     if fixed.size == 0:
         return -1
     gradient = 2.0 * (D.T @ (D @ x))
     index = np.flatnonzero(free)
     multipliers = np.linalg.lstsq(E[:, index].T, gradient[index], rcond=1e-12)[0] if index.size else np.zeros(E.shape[0])
     reduced = gradient[fixed] - E[:, fixed].T @ multipliers
-    size = max(float(np.max(np.abs(gradient))), float(np.max(np.abs(E[:, fixed].T @ multipliers))), 1e-12 * scale**2)
+    size = max(float(np.max(np.abs(gradient))), float(np.max(np.abs(E[:, fixed].T @ multipliers))))
+    # Below the round-off of 2 D'D x (a few eps of |D|^2 per row) a sign means nothing.
+    roundoff = 64.0 * D.shape[0] * np.finfo(float).eps * scale**2
     best = int(np.argmin(reduced))
-    return int(fixed[best]) if reduced[best] < -1e-9 * size else -1
+    return int(fixed[best]) if reduced[best] < -max(1e-9 * size, roundoff) else -1
