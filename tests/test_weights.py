@@ -379,7 +379,7 @@ def test_tiebreak_leaves_a_unique_optimum_alone():
 
 
 def test_inner_solve_falls_back_to_cvxpy_when_the_active_set_breaks_down(monkeypatch):
-    from synthcontrol.weights import _kernels, inner
+    from synthcontrol.weights import _nnls, inner
 
     rng = np.random.default_rng(0)
     X0, x1 = rng.normal(size=(3, 8)), rng.normal(size=3)
@@ -387,9 +387,9 @@ def test_inner_solve_falls_back_to_cvxpy_when_the_active_set_breaks_down(monkeyp
     expected = solve_weights(x1, X0, v)
 
     def broken(*args):
-        return _kernels.BREAKDOWN
+        return _nnls.BREAKDOWN
 
-    monkeypatch.setattr(inner._kernels, "solve_simplex", broken)
+    monkeypatch.setattr(inner._nnls, "solve_simplex", broken)
     fallback = solve_inner(x1, X0, v)
     assert fallback.method == "cvxpy"
     np.testing.assert_allclose(fallback.weights, expected, atol=1e-6)
@@ -444,7 +444,7 @@ def test_tiebreak_frees_a_weight_its_support_guess_dropped():
 
 
 def test_kernel_gradient_matches_finite_differences():
-    from synthcontrol.weights import _kernels, search
+    from synthcontrol.weights import _outer_loss, canonical, search
 
     rng = np.random.default_rng(3)
     checked = 0
@@ -452,10 +452,10 @@ def test_kernel_gradient_matches_finite_differences():
         K, J, T0 = rng.integers(2, 7), rng.integers(4, 25), rng.integers(3, 15)
         X0, Z0 = rng.normal(size=(K, J)), rng.normal(size=(T0, J))
         x1 = X0 @ rng.dirichlet(np.ones(J)) + 0.5 * rng.normal(size=K)
-        problem = search._Problem(x1, X0, rng.normal(size=T0), Z0)
+        problem = canonical._Problem(x1, X0, rng.normal(size=T0), Z0)
         x, gradient = rng.random(K) + 0.2, np.zeros(K)
         M, D = problem.workspace.M, problem.D
-        _kernels._evaluate(x, 1e-3, M, D, problem.workspace.state, _kernels.work_arrays(M, D), True, gradient)
+        _outer_loss._evaluate(x, 1e-3, M, D, problem.workspace.state, _outer_loss.work_arrays(M, D), True, gradient)
         support = problem.workspace.state[4][0]
 
         def loss(point):  # unrounded, unlike the kernels' own losses

@@ -19,7 +19,7 @@ run
   seconds (even a thread pool would cost more than it saves);
 * on threads when under :data:`PROCESSES_ABOVE` seconds: a nested fit spends
   most of its time in one call of the compiled search
-  (:func:`synthcontrol.weights._kernels.run_search`), which releases the GIL, and
+  (:func:`synthcontrol.weights._multistart.run_search`), which releases the GIL, and
   threads start in microseconds and share the panel;
 * on loky worker processes above that (a cold pool costs about a second: worker
   start, imports), each worker limited to one BLAS thread

@@ -28,7 +28,7 @@ from ..errors import (
 )
 from ..panel import Panel
 from ..periods import coerce_period
-from ..weights.search import canonical_columns
+from ..weights.canonical import canonical_columns
 from .specification import Predictor, Spec, _reject_repeated_labels, at, shift_spec
 
 __all__ = ["Design", "prepare", "require_treated_units", "is_constant"]

@@ -24,7 +24,7 @@ because ``sum(w) = 1``, ``X0 w - x1 = C w`` with ``C = X0 - x1 1'``, and the
 minimiser ``u`` of ``|C u|^2 + (1'u - 1)^2`` over ``u >= 0`` is ``s w*`` with
 ``s = 1 / (1 + d*)`` where ``w*`` is the simplex solution and ``d*`` its objective.
 So ``w* = u / sum(u)`` with no penalty constant to tune. The NNLS problem is solved
-by a compiled Lawson-Hanson active set (:mod:`synthcontrol.weights._kernels`),
+by a compiled Lawson-Hanson active set (:mod:`synthcontrol.weights._nnls`),
 warm-started from the last solution during a search. An independent cvxpy
 formulation, :func:`solve_weights_cvxpy`, is the reference of the tests and the
 fallback. Every variant estimator solves its simplex problems with the same
@@ -81,13 +81,8 @@ from .inner import (
     solve_weights,
     solve_weights_cvxpy,
 )
-from .search import (
-    NestedSolution,
-    choose_predictor_weights,
-    is_admissible,
-    nested_fit,
-    regression_start,
-)
+from .search import NestedSolution, choose_predictor_weights, is_admissible, nested_fit
+from .starts import regression_start
 from .tiebreak import optimal_face_tiebreak
 
 __all__ = [

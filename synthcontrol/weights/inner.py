@@ -1,7 +1,7 @@
 """The inner problem: donor weights on the simplex for fixed predictor weights.
 
 :func:`simplex_least_squares` is the exact solver (the compiled active set of
-:mod:`synthcontrol.weights._kernels` on the NNLS reduction); :func:`solve_weights_cvxpy`
+:mod:`synthcontrol.weights._nnls` on the NNLS reduction); :func:`solve_weights_cvxpy`
 is an independent cvxpy formulation, the reference of the tests and the fallback
 when the active set breaks down. :func:`simplex_qp` adds a linear term to the
 objective (the penalised synthetic control's), solved exactly by a primal active set
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SolverError
-from . import _kernels
+from . import _nnls
 from .solvers import simplex_qp_cvxpy
 
 __all__ = [
@@ -98,7 +98,7 @@ class Workspace:
             passive[: len(start)] = start
             n_passive[0] = len(start)
             u[start] = 1.0 / len(start)
-        status = _kernels.solve_simplex(self.M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
+        status = _nnls.solve_simplex(self.M, rs, u, passive, n_passive, flags, Q, R, qtb, z, g, r, b, w)
         return w.copy(), int(status)
 
 
@@ -142,7 +142,7 @@ def simplex_least_squares(C: FloatArray) -> tuple[FloatArray, float]:
         return w, float(np.sum((C @ w) ** 2))
     workspace = Workspace(np.vstack([C / _power_of_two(scale), np.ones((1, C.shape[1]))]))
     w, status = workspace.solve(cold=True)
-    if status != _kernels.OK:
+    if status != _nnls.OK:
         raise SolverError("the active set of the simplex least-squares problem broke down")
     return w, float(np.sum((C @ w) ** 2))
 

@@ -1,13 +1,13 @@
 """The nested choice of predictor weights: bound, certificate, multi-start search, ties.
 
-The compiled kernels (:mod:`synthcontrol.weights._kernels`) do the work; this
-module puts the problem in canonical form, chooses the starts, runs the local
-searches and maps the answer back.
+The compiled search (:mod:`synthcontrol.weights._multistart`) does the work; this
+module puts the problem in canonical form (:mod:`synthcontrol.weights.canonical`),
+takes the starts (:mod:`synthcontrol.weights.starts`), runs the search and maps the
+answer back.
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
@@ -16,8 +16,10 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import ConvergenceWarning
-from . import _kernels
-from .inner import FloatArray, Workspace, _discrepancy, solve_inner, solve_weights_cvxpy
+from . import _multistart, _outer_loss
+from .canonical import _Problem
+from .inner import FloatArray, _discrepancy, solve_inner
+from .starts import _starts, regression_start
 from .tiebreak import face_tiebreak
 
 __all__ = [
@@ -98,184 +100,14 @@ def is_admissible(v: FloatArray, min_ratio: float, rtol: float = 1e-9) -> bool:
     return abs(float(v.sum()) - 1.0) <= rtol and float(v.min()) >= min_ratio * top * (1 - rtol)
 
 
-def regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
-    """R Synth's regression-based starting predictor weights.
-
-    Regress every fit-window outcome on the predictors (with an intercept) across all
-    units; the start is ``diag(B B')`` normalised, ``B`` the slope matrix.
-
-    Parameters
-    ----------
-    X : ndarray, shape (K, N)
-        Scaled predictors of all units (treated first or not; order is irrelevant).
-    Z : ndarray, shape (T0, N)
-        Fit-window outcomes of the same units.
-
-    Returns
-    -------
-    ndarray, shape (K,)
-        Starting weights, or equal weights when the regression is degenerate.
-    """
-    design = np.column_stack([np.ones(X.shape[1]), X.T])
-    # Least squares through a thin QR of the (N, K + 1) design: the (T0, N) outcomes
-    # are only multiplied, never copied or decomposed (N can be 10,000 units).
-    Q, R = np.linalg.qr(design)
-    projected = (Z @ Q).T / (float(np.max(np.abs(Z))) or 1.0)
-    beta = np.linalg.lstsq(R, projected, rcond=None)[0]
-    start = np.sum(beta[1:] ** 2, axis=1)
-    total = start.sum()
-    if not np.isfinite(total) or total <= 0:
-        return np.full(X.shape[0], 1.0 / X.shape[0])
-    return start / total
-
-
-# ------------------------------------------------------------------- canonical problem
-
-
-class _Problem:
-    """A nested problem in canonical form, with the work arrays of its searches.
-
-    Canonical form makes the work independent of how the data were given: donors
-    are sorted by their data (so any donor order gives bitwise the same work),
-    exact duplicates (same predictors and outcomes) are merged into one column
-    whose weight is split equally among them afterwards, and predictor and outcome
-    discrepancies are divided by powers of two (exact) to unit size.
-    """
-
-    def __init__(self, x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray):
-        C, D = X0 - x1[:, None], Z0 - z1[:, None]
-        order, new_group = canonical_columns(C, D)
-        self.order = order
-        self.group = np.cumsum(new_group) - 1  # group of each sorted donor
-        keep = order[new_group]
-        self.counts = np.bincount(self.group)
-        # Unit maximum: the same data in other units give the same numbers to round-off.
-        self.C_scale = float(np.max(np.abs(C))) or 1.0
-        self.D_scale = float(np.max(np.abs(D))) or 1.0
-        self.C = np.take(C, keep, axis=1)
-        self.C /= self.C_scale
-        del C
-        self.D = np.take(D, keep, axis=1)
-        self.D /= self.D_scale
-        self.workspace = Workspace(np.vstack([self.C, np.ones((1, keep.size))]))
-
-    @property
-    def K(self) -> int:
-        return self.C.shape[0]
-
-    @property
-    def n_evaluations(self) -> int:
-        return int(self.workspace.state[-1][0])
-
-    def expand(self, w_reduced: FloatArray) -> FloatArray:
-        """Weights of the original donors (in their given order) from merged columns."""
-        w = np.zeros(self.order.size)
-        w[self.order] = (w_reduced / self.counts)[self.group]
-        return w
-
-    def weights(self, v: FloatArray, cold: bool = False) -> FloatArray:
-        """``W(v)`` of the merged problem (warm-started from the last solve unless ``cold``)."""
-        _kernels.inner_row_scales(np.asarray(v, float), self.workspace.row_scales)
-        return self.workspace.solve(cold=cold)[0]
-
-    def loss(self, w: FloatArray) -> float:
-        """Outcome loss at unit scale (the search's own units)."""
-        r = self.D @ w
-        return float(r @ r) / self.D.shape[0]
-
-    def search_loss(self, x: FloatArray, delta: float) -> float:
-        return float(_kernels.loss_at(np.asarray(x, float), delta, self.workspace.M, self.D, self.workspace.state))
-
-    def point(self, x: FloatArray, delta: float, converged: bool = True) -> "_Point":
-        """The loss at ``x`` as the search sees it (warm-started from the last solve),
-        with the support of the ``W(v)`` it was computed with."""
-        loss = self.search_loss(x, delta)
-        passive, n_passive = self.workspace.state[3], self.workspace.state[4]
-        return _Point(np.asarray(x, float), loss, converged, np.sort(passive[: n_passive[0]]))
-
-    def weights_on(self, v: FloatArray, support: FloatArray) -> FloatArray:
-        """``W(v)`` of the merged problem warm-started from ``support``: where round-off
-        leaves several supports optimal at ``v`` (weights spanning many orders of
-        magnitude), the one the search evaluated."""
-        _kernels.inner_row_scales(np.asarray(v, float), self.workspace.row_scales)
-        return self.workspace.solve(start=support)[0]
-
-    def inner_objective(self, v: FloatArray, w: FloatArray) -> float:
-        r = np.sqrt(np.asarray(v, float) / np.max(v))[:, None] * self.C @ w
-        return float(r @ r)
-
-    def matches_exactly(self) -> bool:
-        """Whether some donor weights reproduce the treated predictors (to round-off)."""
-        residual = self.C @ self.weights(np.full(self.K, 1.0 / self.K), cold=True)
-        return float(residual @ residual) <= 1e-24 * self.K
-
-    def lower_bound(self) -> tuple[FloatArray, float]:
-        """The outcome-only fit ``min_w |D w|^2 / T0`` (merged weights, unit scale)."""
-        bound = Workspace(np.vstack([self.D, np.ones((1, self.D.shape[1]))]))
-        w, status = bound.solve(cold=True)
-        if status != _kernels.OK:  # the cvxpy formulation is the fallback
-            w = solve_weights_cvxpy(np.zeros(self.D.shape[0]), self.D, np.ones(self.D.shape[0]))
-        return w, self.loss(w)
-
-
-def canonical_columns(*blocks: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The columns shared by ``blocks`` (2-D arrays with as many columns each) sorted
-    by their values, the rows of the blocks in turn as keys, and whether each sorted
-    column differs from the one before it (False: an exact duplicate).
-
-    Sorted by the first row, then only runs of columns tied in it by all rows (one
-    sort of J values for continuous data); compared chunk by chunk, so no sorted
-    copy of the data is made.
-    """
-    rows = [row for block in blocks for row in block]
-    order = np.argsort(rows[0], kind="stable")
-    tied = rows[0][order[1:]] == rows[0][order[:-1]]
-    if tied.any():
-        run_starts = np.flatnonzero(np.concatenate([[True], ~tied]))
-        run_ends = np.append(run_starts[1:], order.size)
-        for start, end in zip(run_starts, run_ends):
-            if end - start > 1:
-                members = order[start:end]
-                order[start:end] = members[np.lexsort([row[members] for row in rows][::-1])]
-    new_group = np.zeros(order.size, dtype=bool)
-    for block in blocks:
-        new_group |= _differs_from_previous(block, order)
-    return order, new_group
-
-
-def _differs_from_previous(block: FloatArray, order: FloatArray) -> FloatArray:
-    """Whether each column of ``block`` taken in ``order`` differs from the one before
-    it (the first always does); chunk by chunk."""
-    differs = np.ones(order.size, dtype=bool)
-    for start in range(0, order.size - 1, 2048):
-        part = block[:, order[start : start + 2049]]
-        differs[start + 1 : start + part.shape[1]] = np.any(part[:, 1:] != part[:, :-1], axis=0)
-    return differs
-
-
 # ---------------------------------------------------------------------------- search
-
-
-def _to_search(points: FloatArray, delta: float) -> FloatArray:
-    """Search points ``y`` (rows) whose predictor weights are the rows of ``points``:
-    an admissible row maps exactly, any other as if its weights below the floor were
-    at it (weights of zero become ``delta``-small)."""
-    v = np.maximum(np.atleast_2d(np.asarray(points, float)), 0.0)
-    v = v / v.sum(axis=1, keepdims=True)
-    top = v.max(axis=1, keepdims=True)
-    admissible = (v.min(axis=1, keepdims=True) >= delta * top * (1 - 1e-9)) & (delta > 0)
-    q = np.where(admissible, np.maximum(v - delta * top, 0.0), v)
-    return np.log(np.maximum(q / q.max(axis=1, keepdims=True), 1e-3 * max(delta, 1e-12)))
 
 
 def _to_v(y: FloatArray, delta: float) -> FloatArray:
     v = np.empty(y.size)
-    _kernels.to_predictor_weights(np.asarray(y, float), delta, v)
+    _outer_loss.to_predictor_weights(np.asarray(y, float), delta, v)
     return v
 
-
-#: Above this many predictors, edge midpoints are no longer screened (K(K-1)/2 points).
-MAX_PREDICTORS_FOR_EDGES = 20
 
 #: Edge of Nelder-Mead's first simplex, in log(v), and its evaluations per predictor.
 POLISH_STEP = 0.5
@@ -283,8 +115,8 @@ POLISH_EVALUATIONS = 60
 #: Values tried per predictor weight in a coordinate sweep (log-spaced, floor to one).
 SWEEP_POINTS = 16
 
-#: The kick stage (:func:`~synthcontrol.weights._kernels.kick`): rounds, orders of magnitude tried per predictor
-#: weight, and BFGS searches per round.
+#: The kick stage (:func:`~synthcontrol.weights._multistart.kick`): rounds, orders of
+#: magnitude tried per predictor weight, and BFGS searches per round.
 KICK_ROUNDS = 3
 KICK_LEVELS = 12
 KICK_SEARCHES = 4
@@ -295,99 +127,9 @@ STALL_TOLERANCE = 1e-9
 STALL_WINDOW = 5
 
 
-def _starts(
-    X: FloatArray, Z: FloatArray, n_random: int, seed: int | np.random.Generator | None,
-    extra: Sequence[FloatArray], delta: float,
-) -> FloatArray:
-    """Search points to screen: the problem's own starts (R Synth's regression-based
-    start and the caller's extra starts) first, then the fixed ones (see
-    :func:`_fixed_starts`), each block in screening order."""
-    points = np.array([_shared_regression_start(X, Z), *(np.asarray(p, dtype=float) for p in extra)])
-    own = _to_search(points, delta)
-    return np.vstack([own[_screening_order(own)], _fixed_starts(X.shape[0], n_random, seed, delta)])
-
-
-def _fixed_starts(K: int, n_random: int, seed: int | np.random.Generator | None, delta: float) -> FloatArray:
-    """The starts that depend only on the problem's size and the seed, as search points
-    in screening order: equal weights; every vertex and (for up to
-    :data:`MAX_PREDICTORS_FOR_EDGES` predictors) every edge midpoint of the simplex,
-    because the optimum often puts nearly all weight on one or two predictors; seeded
-    random draws (sparse Dirichlet and hierarchical, see
-    :func:`choose_predictor_weights`). Built once per size and integer seed: the
-    treated fit and its placebos share them."""
-    key = (K, n_random, seed, delta) if isinstance(seed, (int, np.integer)) else None
-    if key in _FIXED_STARTS:
-        return _FIXED_STARTS[key]
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    points = [np.full((1, K), 1.0 / K), np.eye(K)]
-    if K <= MAX_PREDICTORS_FOR_EDGES:
-        rows, cols = np.triu_indices(K, 1)
-        edges = np.zeros((rows.size, K))
-        edges[np.arange(rows.size), rows] = edges[np.arange(rows.size), cols] = 0.5
-        points.append(edges)
-    # Half sparse Dirichlet draws, half hierarchical ones: optimal v often put most
-    # weight on one to three predictors and the rest at distinct orders of
-    # magnitude between the floor and 1%, each acting as a tie-breaker.
-    points.append(rng.dirichlet(np.full(K, 0.3), size=n_random - n_random // 2))
-    points.append(_hierarchical(rng, n_random // 2, K, delta))
-    starts = _to_search(np.vstack(points), delta)
-    starts = starts[_screening_order(starts)]
-    starts.setflags(write=False)
-    if key is not None:
-        if len(_FIXED_STARTS) >= 16:
-            _FIXED_STARTS.pop(next(iter(_FIXED_STARTS)))
-        _FIXED_STARTS[key] = starts
-    return starts
-
-
-#: Fixed starts by (K, n_random, seed, delta), oldest first.
-_FIXED_STARTS: dict[tuple, FloatArray] = {}
-
-
-def _screening_order(starts: FloatArray) -> FloatArray:
-    """Candidates grouped by their three largest predictor weights, so that each inner
-    solve of the screening starts near the last one (about 12% fewer steps)."""
-    top = np.argsort(-starts, axis=1, kind="stable")[:, :3]
-    return np.lexsort(top[:, ::-1].T)
-
-
-def _hierarchical(rng: np.random.Generator, n: int, K: int, delta: float) -> FloatArray:
-    """``n`` draws with one to three dominant weights in [0.1, 1] and the others
-    log-uniform between the floor and 0.01."""
-    points = 10.0 ** rng.uniform(np.log10(max(delta, 1e-12)), -2.0, size=(n, K))
-    dominant = rng.random((n, K)).argsort(axis=1) < rng.integers(1, min(K, 3) + 1, size=(n, 1))
-    points[dominant] = rng.uniform(0.1, 1.0, size=int(dominant.sum()))
-    return points
-
-
-def _shared_regression_start(X: FloatArray, Z: FloatArray) -> FloatArray:
-    """:func:`regression_start` of the distinct units of ``(X, Z)`` taken in a canonical
-    order (so the same for any order of the units, and for any number of copies of a
-    unit: a copy adds no information, and must not change the search), and computed
-    once per unit set: the treated fit and all its placebos share the units, only who
-    is treated changes."""
-    order, distinct = canonical_columns(X, Z)
-    order = order[distinct]
-    X, Z = np.take(X, order, axis=1), np.take(Z, order, axis=1)
-    digest = hashlib.blake2b(X.data, digest_size=16)
-    digest.update(Z.data)
-    key = (digest.hexdigest(), X.shape, Z.shape)
-    if key not in _REGRESSION_STARTS:
-        if len(_REGRESSION_STARTS) >= 32:
-            _REGRESSION_STARTS.pop(next(iter(_REGRESSION_STARTS)))
-        start = regression_start(X, Z)
-        start.setflags(write=False)
-        _REGRESSION_STARTS[key] = start
-    return _REGRESSION_STARTS[key]
-
-
-#: Regression starts by unit set (a hash of the canonically ordered data), oldest first.
-_REGRESSION_STARTS: dict[tuple, FloatArray] = {}
-
-
 def _ranked(losses: FloatArray) -> FloatArray:
     """Indices by increasing loss, equal losses in their given order. The kernels'
-    losses are rounded (:data:`~synthcontrol.weights._kernels.LOSS_BITS`), so losses
+    losses are rounded (:data:`~synthcontrol.weights._outer_loss.LOSS_BITS`), so losses
     equal up to round-off tie, and round-off cannot reorder the starts."""
     return np.argsort(np.asarray(losses), kind="stable")
 
@@ -402,12 +144,20 @@ class _Point(NamedTuple):
     support: FloatArray
 
 
+def _point_at(problem: _Problem, x: FloatArray, delta: float, converged: bool = True) -> _Point:
+    """The loss at ``x`` as the search sees it (warm-started from the last solve),
+    with the support of the ``W(v)`` it was computed with."""
+    loss = problem.search_loss(x, delta)
+    passive, n_passive = problem.workspace.state[3], problem.workspace.state[4]
+    return _Point(np.asarray(x, float), loss, converged, np.sort(passive[: n_passive[0]]))
+
+
 def _best(points: Sequence[_Point]) -> _Point:
     return points[int(_ranked(np.array([p.loss for p in points]))[0])]
 
 
 def _settings(delta: float, max_iterations: int) -> tuple:
-    """The settings tuple of :func:`~synthcontrol.weights._kernels.run_search`."""
+    """The settings tuple of :func:`~synthcontrol.weights._multistart.run_search`."""
     floor = float(np.log(max(delta, 1e-12)))
     return (
         int(max_iterations), STALL_TOLERANCE, STALL_WINDOW, np.linspace(floor - 1.0, 1.0, SWEEP_POINTS),
@@ -419,13 +169,13 @@ def _search(
     problem: _Problem, starts: FloatArray, delta: float, n_local: int, n_polish: int, max_iterations: int
 ) -> list[_Point]:
     """Screening, local searches, polishes and the kick stage, in one compiled call
-    (:func:`~synthcontrol.weights._kernels.run_search`): the best screened point and
+    (:func:`~synthcontrol.weights._multistart.run_search`): the best screened point and
     the end point of every search, in the order they ran."""
     rows = 1 + n_local + (n_polish + 2 if n_polish > 0 else 0)
     xs, losses = np.empty((rows, problem.K)), np.empty(rows)
     converged = np.empty(rows, dtype=np.bool_)
     supports = np.empty((rows, problem.workspace.M.shape[0]), dtype=np.int64)
-    count = _kernels.run_search(
+    count = _multistart.run_search(
         np.ascontiguousarray(starts), delta, problem.workspace.M, problem.D, problem.workspace.state,
         n_local, n_polish, _settings(delta, max_iterations), xs, losses, converged, supports,
     )
@@ -450,19 +200,19 @@ def choose_predictor_weights(
     """Choose predictor weights ``v`` minimising the outcome MSPE of ``W(v)``.
 
     First the lower bound ``min_w |z1 - Z0 w|^2 / T0`` is computed and, when its
-    minimiser is ``W(v)`` for an admissible ``v`` (an LP), that ``v`` is returned as
-    a certified global optimum. Otherwise candidate ``v`` are screened (one inner
-    solve each, see :func:`_fixed_starts`); BFGS with the analytic gradient, on
-    ``log v``, runs from the ``n_local`` best candidates whose ``W(v)`` have
-    different supports; the ``n_polish`` best end points are refined by coordinate
-    sweeps across orders of magnitude and by Nelder-Mead (both cross the kinks and
-    flat stretches where BFGS stops), each followed by BFGS; with ``n_polish >= 1``
-    a final kick stage moves each predictor weight of the best point across orders
-    of magnitude and searches again from the most promising moves (the kick stage);
-    the best point wins. ``global_search=True`` adds differential evolution over
-    ``log v``. Everything that repeats is compiled
-    (:mod:`synthcontrol.weights._kernels`), and the work does not depend on the
-    donors' order (see :class:`_Problem`).
+    minimiser is ``W(v)`` for an admissible ``v`` (an LP), that ``v`` is returned as a
+    certified global optimum. Otherwise candidate ``v`` are screened (one inner solve
+    each, see :func:`~synthcontrol.weights.starts._fixed_starts`); BFGS with the
+    analytic gradient, on ``log v``, runs from the ``n_local`` best candidates whose
+    ``W(v)`` have different supports; the ``n_polish`` best end points are refined by
+    coordinate sweeps across orders of magnitude and by Nelder-Mead (both cross the
+    kinks and flat stretches where BFGS stops), each followed by BFGS; with
+    ``n_polish >= 1`` a final kick stage moves each predictor weight of the best point
+    across orders of magnitude and searches again from the most promising moves (the
+    kick stage); the best point wins. ``global_search=True`` adds differential
+    evolution over ``log v``. Everything that repeats is compiled
+    (:mod:`synthcontrol.weights._multistart`), and the work does not depend on the
+    donors' order (see :class:`~synthcontrol.weights.canonical._Problem`).
 
     Parameters
     ----------
@@ -601,11 +351,11 @@ def _differential_evolution(
     )
     settings = _settings(delta, max_iterations)
     end, support = np.empty(problem.K), np.empty(problem.workspace.M.shape[0], dtype=np.int64)
-    loss, converged = _kernels.local_search(
+    loss, converged = _multistart.local_search(
         np.asarray(result.x, float), delta, problem.workspace.M, problem.D, problem.workspace.state,
         *settings[:3], end, support,
     )
-    return _best([problem.point(result.x, delta), _Point(end, float(loss), bool(converged), support[support >= 0])])
+    return _best([_point_at(problem, result.x, delta), _Point(end, float(loss), bool(converged), support[support >= 0])])
 
 
 def _finish(

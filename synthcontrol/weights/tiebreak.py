@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
+from . import _nnls
 from .inner import FloatArray, _power_of_two, outcome_loss
 
 __all__ = ["optimal_face_tiebreak", "face_tiebreak"]
@@ -137,11 +137,11 @@ def _penalty_nnls(A: FloatArray, target: FloatArray, D: FloatArray, start: Float
     # The rows carry PENALTY, and so does the round-off bound of the dual values that
     # decides entry. A cycle stopped by the cap still leaves a usable guess: the exact
     # active set below starts from the face, not from this point.
-    status = _kernels.nnls(
+    status = _nnls.nnls(
         M, rs, b, u, passive, n_passive, np.zeros(n, dtype=np.int8), np.empty((m, m)), np.empty((m, m)),
-        np.empty(m), np.empty(m), np.empty(n), np.empty(m), _kernels.DUAL_SAFETY, 4 * m + 20,
+        np.empty(m), np.empty(m), np.empty(n), np.empty(m), _nnls.DUAL_SAFETY, 4 * m + 20,
     )
-    usable = status in (_kernels.OK, _kernels.ITERATION_LIMIT) and u.sum() > 0
+    usable = status in (_nnls.OK, _nnls.ITERATION_LIMIT) and u.sum() > 0
     return u if usable else None
 
 
