@@ -10,7 +10,9 @@ MLSYNTH_VENV ?= .venv-mlsynth
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	# --no-compile: byte-compiling every installed module (scipy, pandas, matplotlib)
+	# takes longer than the study; Python compiles the modules it imports on first use.
+	$(PY) -m pip install --quiet --no-compile -e ".[test]"
 	touch $@
 
 setup: $(VENV)/.installed
