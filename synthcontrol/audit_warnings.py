@@ -95,11 +95,14 @@ def warn_flagged(
 
 def _describe(flags: pd.DataFrame, numbers: Mapping[Hashable, float], label: str, limit: int = 5) -> str:
     """'unit (weight 0.41): column period kind, ...', largest numbers first."""
-    order = sorted(dict.fromkeys(flags.unit), key=lambda u: -numbers.get(u, 0.0))
+    cells_of: dict[Hashable, list[str]] = {}
+    for unit, column, period, kind in zip(flags.unit, flags.column, flags.period, flags.kind):
+        cells_of.setdefault(unit, []).append(f"{column} {period} {kind}")
+    order = sorted(cells_of, key=lambda u: -numbers.get(u, 0.0))
     texts = []
     for unit in order[:limit]:
-        rows = flags[flags.unit == unit]
-        cells = ", ".join(f"{r.column} {r.period} {r.kind}" for r in rows.head(limit).itertuples())
+        rows = cells_of[unit]
+        cells = ", ".join(rows[:limit])
         more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
         number = f" ({label} {numbers[unit]:.3g})" if unit in numbers else ""
         texts.append(f"{unit!r}{number}: {cells}{more}")

@@ -77,9 +77,10 @@ def flagged_cells(
         rows = on_units & (flags["column"] == column).to_numpy()
         if not rows.any():
             continue
-        periods = flags["period"].to_numpy()
+        candidates = np.flatnonzero(rows)
+        periods = flags["period"].to_numpy()[candidates]
         for first, last in ranges:
-            keep |= rows & np.array([_within(p, first, last) for p in periods])
+            keep[candidates[[_within(p, first, last) for p in periods]]] = True
     return flags[keep]
 
 
