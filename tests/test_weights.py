@@ -467,3 +467,20 @@ def test_kernel_gradient_matches_finite_differences():
             np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-6 * np.abs(numeric).max())
             checked += 1
     assert checked >= 10
+
+
+def test_kernel_cache_is_dropped_when_any_kernel_module_changes(tmp_path):
+    from synthcontrol.weights._jit import KERNEL_MODULES, _drop_stale_cache
+
+    for name in KERNEL_MODULES:
+        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    _drop_stale_cache(tmp_path)
+    (cache / "_multistart.run_search-1.py311.nbi").write_text("index")
+    _drop_stale_cache(tmp_path)  # sources unchanged: the cache stays
+    assert (cache / "_multistart.run_search-1.py311.nbi").exists()
+    (tmp_path / "_nnls.py").write_text("# edited\n")
+    _drop_stale_cache(tmp_path)  # a callee changed: the caller's cache goes too
+    assert not list(cache.glob("*.nbi"))
+    assert (cache / "kernels.sha256").exists()
