@@ -17,7 +17,7 @@ import pandas as pd
 
 from .data_audit import audit as run_audit
 from .data_audit import check_flags, flagged_cells
-from .errors import AuditWarning
+from .errors import AuditWarning, warn
 from .spec import Design, Spec
 
 __all__ = ["FLAGGED_WEIGHT", "audit_flags", "audit_windows", "warn_flagged"]
@@ -59,7 +59,6 @@ def warn_flagged(
     what: str = "donor(s) with weight in the synthetic control",
     label: str = "weight",
     check_treated: bool = True,
-    stacklevel: int = 2,
 ) -> pd.DataFrame:
     """Warn (:class:`~synthcontrol.errors.AuditWarning`) when one of ``units`` (unit ->
     its weight, or another number shown as ``label``), or the treated unit before
@@ -88,8 +87,7 @@ def warn_flagged(
         parts.append(f"the treated unit {design.treated!r} has flagged pre-treatment data: "
                      f"{_describe(treated, {}, label)}")
     if parts:
-        warnings.warn("; ".join(parts) + ". Inspect them (sc.audit), repair the data or exclude those units.",
-                      AuditWarning, stacklevel=stacklevel + 1)
+        warn("; ".join(parts) + ". Inspect them (sc.audit), repair the data or exclude those units.", AuditWarning)
     return pd.concat([treated, found])
 
 

@@ -9,6 +9,10 @@ period, column or key at fault and say how to fix it.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 __all__ = [
     "SynthControlError",
     "PanelError",
@@ -140,3 +144,17 @@ class PostTreatmentPredictorWarning(SynthControlWarning):
 class InferenceWarning(SynthControlWarning):
     """An inference result is less informative than asked for (for example no
     confidence interval can be finite at the requested level)."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the user's line: the innermost caller outside
+    synthcontrol, however deep in the package the warning arises (a fit inside a
+    placebo run inside a study). From the command line, where every frame is the
+    package's, the outermost one."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -158,7 +158,7 @@ def fit(
     if flags is not None:
         for result in results.values():
             weights = {d: w for d, w in zip(result.donors, result.solution.weights) if w >= FLAGGED_WEIGHT}
-            warn_flagged(flags, result.design, weights, stacklevel=2)
+            warn_flagged(flags, result.design, weights)
     if isinstance(spec.treated, (list, tuple)):
         return SynthResults(results)
     return next(iter(results.values()))

@@ -625,3 +625,16 @@ def test_in_time_placebo_resumes_from_a_checkpoint(smoking, small, tmp_path, cou
     again = sc.in_time_placebo(small, fake_start=[1984, 1986], data=smoking, checkpoint_dir=tmp_path)
     assert not count_fits and again.run.n_resumed == 2
     assert np.array_equal(first.gap_matrix, again.gap_matrix, equal_nan=True)
+
+
+def test_warnings_point_at_the_callers_line(smoking):
+    # A warning raised deep in the package (a search inside a placebo refit, re-issued
+    # once by the runner) names the user's line, not the package's.
+    spec = california_spec(donors=SMALL_POOL)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sc.fit(smoking, spec, max_iterations=1)
+        sc.placebo_test(result, n_jobs=1)
+    convergence = [w for w in caught if issubclass(w.category, sc.ConvergenceWarning)]
+    assert convergence, "max_iterations=1 should stop some local search early"
+    assert {Path(w.filename).resolve() for w in convergence} == {Path(__file__).resolve()}

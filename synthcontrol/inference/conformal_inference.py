@@ -63,7 +63,6 @@ p-value tests zero effect in all post periods at once.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Hashable, Sequence
 
@@ -71,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, check_int, check_number
-from ..errors import InferenceWarning, SpecError
+from ..errors import InferenceWarning, SpecError, warn
 from ..options import FitOptions
 from ..results import Summary, SynthResult
 from ._common import Execution, check_result, design_parts, frozen
@@ -318,22 +317,20 @@ def _warn_if_inexact(result: SynthResult, alpha: float, n_pre: int) -> None:
     """Warn when no effect can be rejected, or when the estimator is not symmetric in time."""
     min_p = 1.0 / (n_pre + 1)
     if alpha < min_p:
-        warnings.warn(
+        warn(
             f"alpha={alpha} is below the smallest p-value attainable with {n_pre} pre-periods "
             f"(1/{n_pre + 1} = {min_p:.4g}): no effect can be rejected, so every interval is "
             "the whole line; use alpha >= that, or a longer pre-period",
             InferenceWarning,
-            stacklevel=3,
         )
     if result.design.spec.predictors and result.uses_predictor_weights:
-        warnings.warn(
+        warn(
             f"conformal inference for {result.treated!r}: the {result.estimator!r} fit matches on "
             "predictors measured in particular pre-periods, so the null refits do not treat the "
             "tested periods like the pre-periods and the p-values are exact only for estimators "
             "symmetric in time; prefer the default spec (outcome lags), an outcome-only estimator "
             "or placebo_test",
             InferenceWarning,
-            stacklevel=3,
         )
 
 

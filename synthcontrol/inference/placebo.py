@@ -258,7 +258,7 @@ def _warn_flagged_placebos(inference: PlaceboResult, result: SynthResult, flags:
     ratio = inference.table["ratio"]
     above = ratio.iloc[1:][ratio.iloc[1:] >= ratio.iloc[0]]
     warn_flagged(flags, result.design, above.to_dict(), what="placebo unit(s) ranking at or above",
-                 label="post/pre ratio", check_treated=False, stacklevel=3)
+                 label="post/pre ratio", check_treated=False)
 
 
 def placebo_jobs(result: SynthResult, reuse_predictor_weights: bool, start_from_treated: bool) -> list[Refit]:

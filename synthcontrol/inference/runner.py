@@ -56,7 +56,7 @@ from typing import Any, Callable, Iterator, Sequence
 import joblib
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, warn
 
 __all__ = ["Checkpoint", "RunLog", "run_tasks", "fingerprint"]
 
@@ -433,7 +433,7 @@ def _capturing_warnings(task: Callable[[Any], Any], argument: Any) -> tuple[Any,
 def _warn_once_each(caught: Counter, description: str, n_tasks: int) -> None:
     """Re-issue the tasks' warnings in the parent, each distinct one once, counted."""
     for (category, message), count in caught.items():
-        warnings.warn(f"{description}: in {count} of {n_tasks} tasks: {message}", category, stacklevel=4)
+        warn(f"{description}: in {count} of {n_tasks} tasks: {message}", category)
 
 
 def _reporter(progress: "bool | Callable[[int, int], None] | None", description: str, total: int) -> Callable[[int], None]:

@@ -9,7 +9,6 @@ the estimators and every placebo reuse (:meth:`Design.relabel`,
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Hashable, Sequence
 
@@ -25,6 +24,7 @@ from ..errors import (
     PredictorError,
     SpecError,
     TypeMismatchError,
+    warn,
 )
 from ..panel import Panel
 from ..periods import coerce_period
@@ -352,13 +352,12 @@ def _check_predictor_windows(panel: Panel, spec: Spec, predictors: Sequence[Pred
         if predictor.variable not in panel.values:
             raise SpecError(f"predictor {predictor.label}: variable not loaded into the panel")
         if predictor.end >= spec.treatment_start:
-            warnings.warn(
+            warn(
                 f"predictor {predictor.label} uses periods from treatment_start="
                 f"{spec.treatment_start!r} on, so the treated unit's value may already carry "
                 "the effect; accepted (as R Synth does) so that published specifications can "
                 "be reproduced, but prefer predictors measured before treatment",
                 PostTreatmentPredictorWarning,
-                stacklevel=4,
             )
         if not predictor.periods(panel.periods):
             raise SpecError(
@@ -412,11 +411,10 @@ def _screen_donors(
             "fill the data, remove the donor, or set drop_incomplete_donors=True"
         )
     if reasons:
-        warnings.warn(
+        warn(
             f"dropped {len(reasons)} incomplete donor(s) for {treated!r}: "
             + "; ".join(f"{d!r}: {r}" for d, r in reasons.items()),
             DroppedDonorsWarning,
-            stacklevel=4,
         )
     kept = [d for d in donors if d not in reasons]
     if len(kept) < 2:

@@ -15,7 +15,7 @@ import warnings
 import pandas as pd
 
 from ..inference import conformal, in_time_placebo, leave_one_out, placebo_tests, pooled_test
-from ..errors import AuditWarning, DroppedDonorsWarning
+from ..errors import AuditWarning, DroppedDonorsWarning, warn
 from ..estimators import fit
 from ..registry import ESTIMATORS
 from ..speccurve import specification_curve
@@ -121,10 +121,10 @@ class _Warnings:
     def summarise(self, task: Task) -> None:
         """One AuditWarning for the audit warnings of ``task``, if any."""
         if self.audit:
-            warnings.warn(f"{task.analysis} | {task.outcome.column} | {task.pool} | {task.estimator}: "
+            warn(f"{task.analysis} | {task.outcome.column} | {task.pool} | {task.estimator}: "
                           f"{len(self.audit)} audit warning(s) from the fits and placebo tests (the report's "
                           f"data audit counts them, the debug log lists them); the first: {self.audit[0]}",
-                          AuditWarning, stacklevel=3)
+                          AuditWarning)
 
 
 def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:

@@ -8,14 +8,13 @@ answer back.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy import optimize
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, warn
 from . import _multistart, _outer_loss
 from .canonical import _Problem
 from .inner import FloatArray, _discrepancy, solve_inner
@@ -389,12 +388,11 @@ def _finish(
     loss = float(np.sum((z1 - Z0 @ w) ** 2)) / len(z1)
     scale = problem.D_scale**2
     if not converged:
-        warnings.warn(
+        warn(
             "the best local search of the predictor weights stopped at its iteration "
             "limit before converging; the loss reached is reported but may not be a local "
             "optimum: raise max_iterations or set global_search=True",
             ConvergenceWarning,
-            stacklevel=3,
         )
     return NestedSolution(
         predictor_weights=v,
