@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ._jit import _compiled
-from ._nnls import OK, inner_row_scales, solve_simplex
+from ._nnls import OK, _back_substitute, inner_row_scales, solve_simplex
 
 #: Losses are compared after rounding to this many significant bits: values that
 #: differ only by round-off (the same data in other units or another order) then
@@ -91,11 +91,7 @@ def _solve_dense(A, x, original, original_x):
         for i in range(n):
             x[i] = solution[i]
         return
-    for k in range(n - 1, -1, -1):
-        s = x[k]
-        for j in range(k + 1, n):
-            s -= A[k, j] * x[j]
-        x[k] = s / A[k, k]
+    _back_substitute(A, x, n, x)  # in place: x[k] is read before it is overwritten
 
 
 # ------------------------------------------------------------------------ outer problem
