@@ -73,3 +73,26 @@ def test_a_backend_chosen_by_the_caller_gets_n_jobs_unchanged(monkeypatch):
     with joblib.parallel_config(backend="threading"):
         results, _ = runner.run_tasks(abs, [-1, -2, -3], n_jobs=2000)
     assert results == [1, 2, 3] and _RecordingParallel.calls == [2000]
+
+
+def _warns(index: int) -> int:
+    import warnings
+
+    for _ in range(3):  # the same warning thrice: all three count
+        warnings.warn(f"task warning {index % 2}", UserWarning)
+    return index
+
+
+def test_warnings_of_tasks_on_threads_are_all_counted(monkeypatch):
+    """catch_warnings is not thread-safe: with it in every thread, concurrent tasks
+    lost each other's warnings and the counts depended on the number of workers."""
+    import warnings
+
+    monkeypatch.setattr(runner, "SERIAL_BELOW", 0.0)
+    monkeypatch.setattr(runner, "PROCESSES_ABOVE", float("inf"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results, _ = runner.run_tasks(_warns, list(range(400)), n_jobs=2, description="job")
+    assert results == list(range(400))
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == ["job: in 200 of 400 tasks: task warning 0", "job: in 200 of 400 tasks: task warning 1"]

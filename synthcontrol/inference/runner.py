@@ -45,8 +45,10 @@ import os
 import sys
 import tempfile
 import time
+import threading
 import warnings
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -382,7 +384,7 @@ def run_tasks(
             if checkpoint is not None:
                 checkpoint.save(index, result)
             results[index] = result
-            caught.update(warned)
+            caught.update(set(warned))  # a task that warns twice counts once
             report(len(results))
         _warn_once_each(caught, description, len(todo))
     log = RunLog(len(inputs), len(todo), resumed, time.perf_counter() - start)
@@ -407,7 +409,9 @@ def _execute(task: Callable[[Any], Any], items: list, n_jobs: int | None) -> Ite
         yield from (_capturing_warnings(task, item) for item in items[1:])
     elif remaining < PROCESSES_ABOVE:
         logger.debug("running %d tasks on %d threads", len(items) - 1, workers)
-        yield from joblib.Parallel(n_jobs=workers, prefer="threads", return_as="generator")(delayed(items[1:]))
+        with _warnings_by_thread() as capturing:
+            yield from joblib.Parallel(n_jobs=workers, prefer="threads", return_as="generator")(
+                joblib.delayed(capturing)(task, item) for item in items[1:])
     else:
         logger.debug("running %d tasks on %d processes", len(items) - 1, workers)
         with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
@@ -428,6 +432,35 @@ def _capturing_warnings(task: Callable[[Any], Any], argument: Any) -> tuple[Any,
         warnings.simplefilter("always")
         result = task(argument)
     return result, [(w.category, str(w.message)) for w in caught]
+
+
+@contextmanager
+def _warnings_by_thread() -> Iterator[Callable[[Callable[[Any], Any], Any], tuple[Any, list]]]:
+    """:func:`_capturing_warnings` for tasks on threads. ``warnings.catch_warnings``
+    swaps module-wide state, so threads entering and leaving it at once lose or misfile
+    each other's warnings, and the counts would depend on the number of workers; here
+    one module-wide hook, set for the whole pool, files each warning under the thread
+    that raised it."""
+    local = threading.local()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        records = getattr(local, "records", None)
+        if records is None:  # not raised by a task: as before the pool
+            shown(message, category, filename, lineno, file, line)
+        else:
+            records.append((category, str(message)))
+
+    def capturing(task: Callable[[Any], Any], argument: Any) -> tuple[Any, list]:
+        local.records = []
+        try:
+            return task(argument), local.records
+        finally:
+            local.records = None
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        shown, warnings.showwarning = warnings.showwarning, show
+        yield capturing
 
 
 def _warn_once_each(caught: Counter, description: str, n_tasks: int) -> None:

@@ -122,9 +122,9 @@ class _Warnings:
         """One AuditWarning for the audit warnings of ``task``, if any."""
         if self.audit:
             warn(f"{task.analysis} | {task.outcome.column} | {task.pool} | {task.estimator}: "
-                          f"{len(self.audit)} audit warning(s) from the fits and placebo tests (the report's "
-                          f"data audit counts them, the debug log lists them); the first: {self.audit[0]}",
-                          AuditWarning)
+                 f"{len(self.audit)} audit warning(s) from the fits and placebo tests (the report's "
+                 f"data audit counts them, the debug log lists them); the first: {self.audit[0]}",
+                 AuditWarning)
 
 
 def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:
