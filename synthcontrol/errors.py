@@ -152,9 +152,12 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` attributed to the user's line: the innermost caller outside
     synthcontrol, however deep in the package the warning arises (a fit inside a
-    placebo run inside a study). From the command line, where every frame is the
-    package's, the outermost one."""
+    placebo run inside a study). Run as ``python -m synthcontrol``, where the first
+    frame outside the package is the interpreter's own ``runpy``, the outermost
+    frame of the package."""
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
+    if frame.f_code.co_filename.startswith("<frozen "):
+        level -= 1
     warnings.warn(message, category, stacklevel=level)
