@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthcontrol as sc  # noqa: E402
-from benchmarks import baseline, quality, reference, speed  # noqa: E402
+from benchmarks import baseline, quality, reference, specs, speed  # noqa: E402
 
 
 def test_baseline_package_runs_beside_the_current_one():
@@ -44,6 +44,7 @@ def test_speed_pieces_on_small_panels():
     assert text.count("| yes |") + text.count("| no |") == 6
 
 
+@pytest.mark.skipif(not specs.DATA_DIR.is_dir(), reason="shared SCM data not present")
 def test_quality_compares_default_fits_with_the_reference(tmp_path):
     stored = json.loads(reference.REFERENCE.read_text())
     keys = ["california/California", "california/Utah"]
