@@ -49,16 +49,16 @@ Admissible predictor weights: for a floor ``delta`` in ``[0, 1)`` (the search op
 depend on how many predictors there are and survives rescaling of ``v`` (the inner
 problem only sees ``v`` up to scale). The search and the certificate of global
 optimality work in this one class (:func:`is_admissible`): the search variable
-``x`` maps to ``q = x^2 / |x|^2`` on the simplex and then to
+``y`` maps to ``q = softmax(y)`` on the simplex and then to
 ``v = (delta max(q) + (1 - delta) q) / sum(...)``, which reaches every admissible
-``v`` and nothing else. (The absolute floor ``v_k >= delta`` of earlier versions is a
+``v`` with all weights positive and nothing else. (The absolute floor ``v_k >= delta`` of earlier versions is a
 subset of this class.) A weight of exactly zero is excluded because it makes
 ``W(v)`` non-unique in general: the nested optimum would then hinge on the
 tie-breaking rule rather than on the predictors.
 
 Invariance: the core puts every problem in a canonical form before any work (donors
 sorted by their data, exact duplicate donors merged and their weight split equally,
-discrepancies divided by powers of two, which is exact), so the donor order and
+discrepancies divided by their largest absolute value), so the donor order and
 duplicated donors cannot change the work, and data in other units change it only by
 round-off; every tolerance is relative to the scale of what it compares.
 

@@ -21,7 +21,7 @@ class _Problem:
     are sorted by their data (so any donor order gives bitwise the same work),
     exact duplicates (same predictors and outcomes) are merged into one column
     whose weight is split equally among them afterwards, and predictor and outcome
-    discrepancies are divided by powers of two (exact) to unit size.
+    discrepancies are divided by their largest absolute value (unit size).
     """
 
     def __init__(self, x1: FloatArray, X0: FloatArray, z1: FloatArray, Z0: FloatArray):
