@@ -28,8 +28,8 @@ run
 Never more workers start than there are tasks left (``n_jobs=2000`` on 38
 placebos starts 37), whatever ``n_jobs`` says.
 
-The weighting core's kernels call no BLAS (they are plain compiled loops), so a
-fit's time is single-threaded whatever the environment's BLAS settings; the few
+The weighting core's kernels call no BLAS (they are plain compiled loops; LAPACK
+only as the fallback of a singular dense system), so a fit's time is single-threaded whatever the environment's BLAS settings; the few
 small numpy factorisations around them (the tie-break, the regression start) are
 below the sizes at which BLAS starts threads.
 
@@ -44,8 +44,8 @@ import logging
 import os
 import sys
 import tempfile
-import time
 import threading
+import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
