@@ -29,9 +29,10 @@ Never more workers start than there are tasks left (``n_jobs=2000`` on 38
 placebos starts 37), whatever ``n_jobs`` says.
 
 The weighting core's kernels call no BLAS (they are plain compiled loops; LAPACK
-only as the fallback of a singular dense system), so a fit's time is single-threaded whatever the environment's BLAS settings; the few
-small numpy factorisations around them (the tie-break, the regression start) are
-below the sizes at which BLAS starts threads.
+only as the fallback of a singular dense system), so a fit's time is
+single-threaded whatever the environment's BLAS settings; the few small numpy
+factorisations around them (the tie-break, the regression start) are below the
+sizes at which BLAS starts threads.
 
 This is the only module of synthcontrol that imports joblib.
 """
