@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synthcontrol.weights import search as search_module
+from synthcontrol.weights.canonical import _Problem
 from synthcontrol.weights import (
     choose_predictor_weights,
     is_admissible,
@@ -291,6 +293,36 @@ def test_nested_certified_when_treated_is_a_mix_of_donors(seed, J, extra_rows, T
 @pytest.mark.parametrize("seed, K, J, T0", [(0, 1, 3, 2), (0, 1, 4, 2)])
 def test_nested_certified_with_fewer_predictors_than_donors(seed, K, J, T0):
     assert_certified_zero(*mixed_treated_problem(seed, K, J, T0))
+
+
+def _certificate_problem(seed: int):
+    """A small problem whose outcome-only fit is sometimes attainable (predictors are
+    noisy copies of fit-window outcomes): about one in seven has a certificate."""
+    rng = np.random.default_rng(seed)
+    K, J, T0 = int(rng.integers(2, 6)), int(rng.integers(3, 10)), int(rng.integers(2, 8))
+    Z0 = rng.normal(size=(T0, J))
+    X0 = np.vstack([Z0[: min(K, T0)], rng.normal(size=(max(K - T0, 0), J))])[:K] + 0.1 * rng.normal(size=(K, J))
+    return _Problem(rng.normal(size=K) * 0.5, X0, rng.normal(size=T0) * 0.5, Z0)
+
+
+@examples(60)
+@given(st.integers(0, 2**32 - 1))
+def test_equal_duals_prefilter_never_rules_out_a_certificate(seed):
+    problem = _certificate_problem(seed)
+    w_star, _ = problem.lower_bound()
+    G = (problem.C * (problem.C @ w_star)[:, None]).T
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search_module, "_equal_duals_possible", lambda rows: True)
+        v = search_module._certify(problem, w_star, 1e-8)  # the LP alone
+    if v is not None:
+        assert search_module._equal_duals_possible(G[w_star > 0])
+
+
+def test_equal_duals_prefilter_decides_both_ways():
+    # Two donors whose dual values are g = G v: equal for v = (1/2, 1/2) in the first
+    # case; in the second the first donor's is below the second's for every v >= 0.
+    assert search_module._equal_duals_possible(np.array([[1.0, 3.0], [3.0, 1.0]]))
+    assert not search_module._equal_duals_possible(np.array([[1.0, 2.0], [3.0, 5.0]]))
 
 
 def test_nested_search_is_reproducible_for_a_seed():
