@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import synthcontrol as sc  # noqa: E402
-from benchmarks import baseline, quality, reference, specs, speed  # noqa: E402
+from benchmarks import baseline, misses, quality, reference, specs, speed  # noqa: E402
 
 
 def test_baseline_package_runs_beside_the_current_one():
@@ -56,3 +56,16 @@ def test_quality_compares_default_fits_with_the_reference(tmp_path):
     assert report["summary"]["california"]["fits"] == 2
     for row in report["rows"]:
         assert row["excess"] == pytest.approx(row["loss"] / row["reference"] - 1)
+
+
+@pytest.mark.skipif(not specs.DATA_DIR.is_dir(), reason="shared SCM data not present")
+def test_misses_diagnosis_on_one_missed_fit():
+    stored = json.loads(reference.REFERENCE.read_text())["problems"]
+    design = dict(reference.SETS["california"]())["South Carolina"]
+    row = misses.diagnose("South Carolina", reference.nested_problem(design), stored["california/South Carolina"])
+    assert row is not None, "South Carolina now reaches its reference: update the diagnosis in benchmarks/README.md"
+    assert row["excess"] > quality.TARGETS["california"]
+    # The default's end point is the optimum of its own convex QP (to cvxpy's tolerance).
+    assert row["own_qp_excess"] == pytest.approx(row["excess"], rel=1e-3)
+    assert row["reference_exact"] == [0, 5]
+    assert row["face_search_excess"] < quality.TARGETS["california"]
