@@ -38,6 +38,8 @@ __all__ = [
     "AuditWarning",
     "PostTreatmentPredictorWarning",
     "InferenceWarning",
+    "MissingOutcomeWarning",
+    "ShortPrePeriodWarning",
 ]
 
 
@@ -65,7 +67,8 @@ class NonNumericError(PanelError, TypeError):
 
 
 class NonFiniteError(PanelError):
-    """A variable column holds infinite values."""
+    """A variable column holds infinite values, or values whose squares over- or
+    underflow double precision."""
 
 
 class MissingDataError(PanelError):
@@ -139,6 +142,16 @@ class PostTreatmentPredictorWarning(SynthControlWarning):
     unit's value may already carry the effect (accepted, as R Synth does, so that
     published specifications such as Abadie, Diamond and Hainmueller 2015 can be
     reproduced as written)."""
+
+
+class MissingOutcomeWarning(SynthControlWarning):
+    """The treated unit has no outcome in some periods after the treatment start: they
+    are left out of the gaps and effects (the warning names them)."""
+
+
+class ShortPrePeriodWarning(SynthControlWarning):
+    """The fit window has a single period: a fit to one number is exact or arbitrary,
+    and pre-period RMSPE ratios (placebo p-values) mean little."""
 
 
 class InferenceWarning(SynthControlWarning):

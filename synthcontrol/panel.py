@@ -70,7 +70,8 @@ class Panel:
         DuplicateRowError
             A unit appears twice in one period.
         NonNumericError, NonFiniteError
-            A variable holds text or infinite values.
+            A variable holds text, infinite values or magnitudes beyond 1e150 (or
+            none above 1e-150); unit identifiers are containers (tuples, lists).
         """
         if not isinstance(frame, pd.DataFrame):
             raise NonNumericError(
@@ -162,6 +163,12 @@ def _sorted_units(column: pd.Series, unit: str) -> tuple:
     kinds = {}
     for value in units:
         kinds.setdefault(_unit_kind(value), value)
+    for kind, value in kinds.items():
+        if isinstance(value, (tuple, list, set, frozenset, dict)):  # pandas reads tuples as index levels
+            raise NonNumericError(
+                f"column '{unit}' holds unit identifiers of type {kind} ({value!r}); use text or numbers, "
+                f"e.g. df['{unit}'] = df['{unit}'].map(str)"
+            )
     if len(kinds) > 1:
         shown = " and ".join(describe(value) for value in list(kinds.values())[:2])
         raise NonNumericError(
@@ -223,9 +230,40 @@ def _numeric_column(frame: pd.DataFrame, name: str, unit: str, time: str) -> np.
     values = column.to_numpy(dtype=float)
     infinite = np.isinf(values)
     if infinite.any():
-        row = frame.iloc[int(np.flatnonzero(infinite)[0])]
+        row = _row(frame, int(np.flatnonzero(infinite)[0]))
         raise NonFiniteError(
             f"column '{name}' holds an infinite value for unit {row[unit]!r} in period "
             f"{row[time]!r}; replace it with a finite value or NaN (missing)"
         )
+    _check_magnitude(values, frame, name, unit, time)
     return values
+
+
+def _row(frame: pd.DataFrame, position: int) -> pd.Series:
+    """Row ``position`` of ``frame`` with plain Python values (messages read 2003, not np.int64(2003))."""
+    return frame.iloc[position].map(lambda value: value.item() if isinstance(value, np.generic) else value)
+
+
+#: Magnitudes a variable may reach: squares and sums of squares of the data (losses,
+#: variances) must stay within double precision, and differences above its underflow.
+LARGEST_MAGNITUDE, SMALLEST_MAGNITUDE = 1e150, 1e-150
+
+
+def _check_magnitude(values: np.ndarray, frame: pd.DataFrame, name: str, unit: str, time: str) -> None:
+    magnitude = np.abs(values)
+    if not np.any(magnitude > 0):  # all zero or missing: nothing to scale
+        return
+    largest = int(np.nanargmax(magnitude))
+    row = _row(frame, largest)
+    if magnitude[largest] > LARGEST_MAGNITUDE:
+        raise NonFiniteError(
+            f"column '{name}' holds {values[largest]:.3g} for unit {row[unit]!r} in period {row[time]!r}: "
+            f"squares of values above {LARGEST_MAGNITUDE:g} overflow double precision; rescale the column "
+            f"(e.g. df['{name}'] / 1e100)"
+        )
+    if magnitude[largest] < SMALLEST_MAGNITUDE:
+        raise NonFiniteError(
+            f"column '{name}' holds no value larger than {magnitude[largest]:.3g} in magnitude: differences "
+            f"of values below {SMALLEST_MAGNITUDE:g} underflow double precision; rescale the column "
+            f"(e.g. df['{name}'] * 1e150)"
+        )

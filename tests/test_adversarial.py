@@ -314,6 +314,9 @@ def _coded(c):
 
 
 UNITS = [
+    Case("tuple unit identifiers",
+         lambda c: c.fit(c.df.assign(unit=c.df["unit"].map(lambda u: (u, 1))), _replace(c, treated=("T", 1))),
+         errors.NonNumericError, ("column 'unit'", "tuple", "text or numbers")),
     Case("treated as text, integer units",
          lambda c: c.fit(_coded(c)[0], _replace(c, treated=str(_coded(c)[1]["T"]))), errors.TypeMismatchError,
          ("column 'unit' holds integers", "the treated unit was given as the text '340405'", "give it as 340405")),
@@ -385,6 +388,14 @@ def _finite(table):
 
 
 NUMBERS = [
+    Case("outcome beyond 1e150", lambda c: c.fit(c.df.assign(y=c.df["y"] * 1e300)), errors.NonFiniteError,
+         ("column 'y'", "overflow", "rescale")),
+    Case("predictor beyond 1e150", lambda c: c.fit(c.df.assign(x=c.df["x"] * -1e200)), errors.NonFiniteError,
+         ("column 'x'", "overflow", "rescale")),
+    Case("outcome below 1e-150", lambda c: c.fit(c.df.assign(y=c.df["y"] * 1e-200)), errors.NonFiniteError,
+         ("column 'y'", "underflow", "rescale")),
+    Case("outcome at 1e140 is fitted", lambda c: c.fit(c.df.assign(y=c.df["y"] * 1e140)),
+         check=lambda r: np.isfinite(r.loss_v) and np.allclose(r.weights, c_global().res.weights, atol=1e-6)),
     Case("exact pre-fit with an effect", lambda c: sc.placebo_test(_exact_fit(c)),
          check=lambda p: p.p_value == 1 / len(p.units) and _finite(p.table)),
     Case("exact fit throughout", lambda c: sc.placebo_test(_exact_fit(c, effect=0.0)),
@@ -506,3 +517,25 @@ def test_catalogue(ctx, group, case):
 def test_every_class_has_several_cases():
     sizes = {group: sum(g == group for g, _ in CATALOGUE) for group in (A, P, U, F, N, C, D)}
     assert min(sizes.values()) >= 6, sizes
+
+
+def test_a_missing_post_period_of_the_treated_unit_is_named(ctx):
+    df = ctx.df.copy()
+    df.loc[(df["unit"] == "T") & (df["time"] == 2010), "y"] = np.nan
+    with pytest.warns(sc.MissingOutcomeWarning, match=r"(?s)'T'.*\[2010\]"):
+        result = ctx.fit(df)
+    assert 2010 not in result.path.index and _finite(result.path)
+
+
+def test_a_one_period_fit_window_is_named(ctx):
+    with pytest.warns(sc.ShortPrePeriodWarning, match="single period 2000"):
+        ctx.with_spec(treatment_start=2001, fit_window=None, predictors=())
+
+
+def test_a_period_no_unit_has_is_not_warned_about(ctx):
+    last = ctx.df["time"].max()
+    df = ctx.df.assign(y=ctx.df["y"].where(ctx.df["time"] != last))  # the series ends a period early
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sc.MissingOutcomeWarning)
+        result = ctx.fit(df)
+    assert last not in result.path.index

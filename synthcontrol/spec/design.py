@@ -20,8 +20,10 @@ from ..errors import (
     DonorPoolError,
     DroppedDonorsWarning,
     MissingDataError,
+    MissingOutcomeWarning,
     PostTreatmentPredictorWarning,
     PredictorError,
+    ShortPrePeriodWarning,
     SpecError,
     TypeMismatchError,
     warn,
@@ -211,6 +213,7 @@ def prepare(panel: Panel, spec: Spec) -> Design:
             f"outcome '{spec.outcome}' of treated unit {treated!r} has no value from "
             f"treatment_start={spec.treatment_start!r} on; there is no post-period to evaluate"
         )
+    _warn_short_or_missing(panel, spec, treated, donors, fit_periods, periods)
     donors, dropped = _screen_donors(panel, spec, treated, donors, values, periods)
     units = (treated, *donors)
     if not spec.predictors:
@@ -232,6 +235,31 @@ def prepare(panel: Panel, spec: Spec) -> Design:
         dropped_donors=tuple(dropped),
         panel=replace(panel, units=units, values={v: panel.values[v][list(units)] for v in spec.variables}),
     )
+
+
+def _warn_short_or_missing(
+    panel: Panel, spec: Spec, treated: Hashable, donors: list, fit_periods: list, periods: tuple
+) -> None:
+    """Warn of a one-period fit window, and of post-treatment periods without the
+    treated unit's outcome where donors have one (they drop out of the gaps and
+    effects; periods no unit has are simply past the end of the series)."""
+    if len(fit_periods) == 1:
+        warn(
+            f"the fit window of treated unit {treated!r} is the single period {fit_periods[0]!r}: donor "
+            "weights fitted to one number are exact or arbitrary, and pre-period RMSPE ratios "
+            "(placebo p-values) mean little; widen fit_window or move treatment_start later",
+            ShortPrePeriodWarning,
+        )
+    outcome = panel.values[spec.outcome]
+    missing = [p for p in panel.periods if p >= spec.treatment_start and p not in periods
+               and np.isfinite(outcome.loc[p, list(donors)].to_numpy()).any()]
+    if missing:
+        warn(
+            f"outcome '{spec.outcome}' of treated unit {treated!r} is missing in post-treatment "
+            f"period(s) {missing}: they are left out of the gaps and effects; fill them or ignore "
+            "this warning",
+            MissingOutcomeWarning,
+        )
 
 
 def _with_panel_periods(panel: Panel, spec: Spec) -> Spec:
