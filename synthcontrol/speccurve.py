@@ -126,7 +126,8 @@ def standard_specs(
     all_periods = _data_periods(data, spec)
     if covariates is None:
         covariates = tuple(p for p in spec.predictors if p.variable != spec.outcome)
-    elif isinstance(covariates, Predictor) or not isinstance(covariates, Sequence):
+    elif (isinstance(covariates, (Predictor, str)) or not isinstance(covariates, Sequence)
+          or not all(isinstance(c, Predictor) for c in covariates)):
         raise ArgumentError(f"covariates must be a list of sc.at(...)/sc.mean(...) predictors, got {covariates!r:.60}")
     specs = {}
     for window in _fit_windows(fit_windows):

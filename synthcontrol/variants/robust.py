@@ -46,7 +46,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, SpecError
 from ..estimators import Estimate, FitRequest
 from ..registry import Setting, register_estimator
 from ..spec import Design
@@ -141,7 +141,13 @@ def _one_rule(settings: Mapping[str, Any]) -> None:
 def _sv_count(settings: Mapping[str, Any], Y0: np.ndarray) -> tuple[int, str]:
     """``(k, how it was chosen)`` from the options."""
     if settings["sv_count"] is not None:
-        return int(settings["sv_count"]), "given"
+        k, available = int(settings["sv_count"]), min(Y0.shape)
+        if k > available:
+            raise SpecError(
+                f"estimator_options sv_count={k} exceeds the {available} singular values of the donors' "
+                f"pre-period outcomes ({Y0.shape[0]} periods x {Y0.shape[1]} donors); choose at most {available}"
+            )
+        return k, "given"
     if settings["threshold"] is not None:
         s = np.linalg.svd(Y0, compute_uv=False)
         return max(int(np.sum(s > settings["threshold"])), 1), "threshold"
