@@ -339,7 +339,7 @@ EQUAL_DUALS_TOLERANCE = 1e-6
 def _equal_duals_possible(G_support: FloatArray) -> bool:
     """Whether some ``v`` on the simplex gives every donor of the support the same dual
     value (the rows of ``G_support v`` all equal), as the certificate LP requires: one
-    small simplex least-squares problem, a hundredth of the LP's cost, that rules out
+    small simplex least-squares problem, a twentieth of the LP's cost, that rules out
     most of the LPs that would fail. A relaxation of the LP (no floor on ``v``, no
     conditions off the support), so it never rules out a certificate."""
     scale = float(np.max(np.abs(G_support))) if G_support.size else 0.0
