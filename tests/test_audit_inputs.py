@@ -17,6 +17,7 @@ from synthcontrol.errors import (
     MissingColumnError,
     MissingDataError,
     PanelError,
+    TypeMismatchError,
 )
 
 
@@ -137,3 +138,61 @@ def test_reference_that_shares_no_cell_is_an_error(smoking):
     # text years are parsed like the data's period column: the two sources agree
     assert len(sc.audit(smoking, columns=["cigsale"], reference=reference.assign(time=reference.time.astype(str)),
                         source_rtol=1e-9).query("kind == 'source'")) == 0
+
+
+# --------------------------------------------------------------------------- audit= flags in fit and placebo_test
+
+
+def _flags(**columns) -> pd.DataFrame:
+    base = {"unit": ["D"], "period": [2005], "column": ["y"], "kind": ["jump"], "value": [1.0],
+            "expected": [2.0], "note": [""]}
+    return pd.DataFrame({**base, **columns})
+
+
+def _fit_messages(panel, spec, flags) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sc.fit(panel, spec, audit=flags)
+    return _audit_messages(caught)
+
+
+def test_flag_periods_are_converted_to_the_data_type(panel, spec):
+    donor = sc.fit(panel, spec).weights.idxmax()
+    expected = _fit_messages(panel, spec, _flags(unit=[donor]))
+    assert len(expected) == 1 and f"{donor!r} (weight" in expected[0]
+    for period in ("2005", 2005.0, " 2005"):
+        assert _fit_messages(panel, spec, _flags(unit=[donor], period=[period])) == expected
+
+
+def test_flag_periods_that_do_not_convert_name_the_flags_column(panel, spec):
+    for period in ("x", 2005.5, pd.Timestamp("2005-01-01")):
+        with pytest.raises(TypeMismatchError, match="audit flags' 'period' column"):
+            sc.fit(panel, spec, audit=_flags(period=[period]))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("unit", "ZZ", "unit(s) not in the data: 'ZZ'"), ("column", "gdp", "column(s) not in the data: 'gdp'"),
+     ("period", 1990, "period(s) not in the data: 1990")],
+)
+def test_flags_that_match_nothing_in_the_data_warn(panel, spec, field, value, message):
+    flags = pd.concat([_flags(), _flags(**{field: [value]})], ignore_index=True)
+    messages = _fit_messages(panel, spec, flags)
+    [unmatched] = [m for m in messages if "match no cell" in m]
+    assert unmatched.startswith("1 of 2 audit flag(s)") and message in unmatched
+
+
+def test_placebo_test_converts_flag_periods_before_the_run(panel, spec):
+    result = sc.fit(panel, spec)
+    with pytest.raises(TypeMismatchError, match="audit flags' 'period' column"):
+        sc.placebo_test(result, audit=_flags(period=["x"]))
+    placebo = sc.placebo_test(result)
+    ratio = placebo.table["ratio"]
+    above = [u for u in ratio.index[1:] if ratio[u] >= ratio.iloc[0]]
+    flags = pd.DataFrame({"unit": list(result.donors), "period": "2010", "column": "y", "kind": "jump"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sc.placebo_test(result, audit=flags)
+    messages = _audit_messages(caught)
+    assert (len(messages) == 1 and all(f"{u!r} (post/pre ratio" in messages[0] for u in above)) if above \
+        else messages == []
