@@ -78,7 +78,9 @@ def placebo_test(
         :class:`~synthcontrol.errors.AuditWarning` names every placebo unit whose
         post/pre RMSPE ratio is at least the treated unit's (it counts against the
         treated unit in the p-value) and that has a flagged cell where its fit
-        relies on it: its large ratio may come from a data break.
+        relies on it: its large ratio may come from a data break. The flags'
+        periods are converted to the type of the data's periods before the run
+        (:class:`~synthcontrol.errors.TypeMismatchError` if one does not convert).
     certify : bool, optional
         Certify every fit's predictor weights (see ``sc.fit(..., certify=True)``);
         default: as the treated fit was. With True and a treated fit that was not
