@@ -9,8 +9,7 @@ jump, an interpolated run). :func:`warn_flagged` names them with an
 
 from __future__ import annotations
 
-import warnings
-from typing import Hashable, Mapping
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,23 +17,70 @@ import pandas as pd
 from .data_audit import audit as run_audit
 from .data_audit import check_flags, flagged_cells
 from .errors import AuditWarning, warn
+from .panel import Panel
+from .periods import coerce_period
 from .spec import Design, Spec
 
-__all__ = ["FLAGGED_WEIGHT", "audit_flags", "audit_windows", "warn_flagged"]
+__all__ = ["FLAGGED_WEIGHT", "audit_flags", "audit_windows", "flags_for_periods", "warn_flagged"]
 
 #: Donors with at least this weight are checked against audit flags (a smaller weight
 #: cannot move the synthetic control by much).
 FLAGGED_WEIGHT = 1e-3
 
 
-def audit_flags(audit: pd.DataFrame | bool | None, data: pd.DataFrame, spec: Spec) -> pd.DataFrame | None:
+def audit_flags(audit: pd.DataFrame | bool | None, data: pd.DataFrame | Panel, spec: Spec) -> pd.DataFrame | None:
     """The flags ``sc.fit(..., audit=)`` checks: None, the audit of the columns ``spec``
-    uses (``audit=True``), or the given frame, checked."""
-    if audit is None or audit is False:
+    uses (``audit=True``), or the given frame, checked against ``data``: its periods
+    converted to the type of the data's period column (:func:`flags_for_periods`),
+    and an :class:`~synthcontrol.errors.AuditWarning` for flags whose unit, column or
+    period is not in the data (they can match nothing)."""
+    if audit is None or audit is False or audit is np.False_:
         return None
-    if audit is True:
+    if audit is True or audit is np.True_:
         return run_audit(data, unit=spec.unit, time=spec.time, columns=spec.variables)
-    return check_flags(audit)
+    flags = check_flags(audit)
+    panel = data if isinstance(data, Panel) else Panel.from_frame(data, unit=spec.unit, time=spec.time, variables=[])
+    columns = list(panel.values) if isinstance(data, Panel) else [*data.columns, *data.index.names]
+    flags = flags_for_periods(flags, panel.periods, spec.time)
+    _warn_unmatched(flags, {"unit": panel.units, "column": columns, "period": panel.periods})
+    return flags
+
+
+def flags_for_periods(flags: pd.DataFrame, periods: Sequence[Hashable], time: str) -> pd.DataFrame:
+    """``flags`` (checked) with each ``period`` converted exactly to the type of
+    ``periods``, the sorted periods of the data's column ``time`` ('2005' or 2005.0
+    for a column of years), as :func:`~synthcontrol.periods.coerce_period` converts
+    a period argument; a period that does not convert raises
+    :class:`~synthcontrol.errors.TypeMismatchError`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> flags = pd.DataFrame({"unit": ["A"], "period": ["2005"], "column": ["y"], "kind": ["jump"]})
+    >>> flags_for_periods(flags, (2000, 2010), "time").period.tolist()
+    [2005]
+    """
+    flags = check_flags(flags)
+    argument = "a period in the audit flags' 'period' column"
+    converted = {p: coerce_period(p, periods, argument=argument, column=time) for p in pd.unique(flags["period"])}
+    return flags.assign(period=[converted[p] for p in flags["period"]])
+
+
+def _warn_unmatched(flags: pd.DataFrame, known: Mapping[str, Sequence[Hashable]]) -> None:
+    """Warn about flags that name a unit, column or period the data do not hold."""
+    unmatched = np.zeros(len(flags), dtype=bool)
+    parts = []
+    for field, values in known.items():
+        stray = ~flags[field].isin(list(values)).to_numpy()
+        if stray.any():
+            names = pd.Series(pd.unique(flags[field][stray])).tolist()
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            parts.append(f"{field}(s) not in the data: {', '.join(map(repr, names[:5]))}{more}")
+            unmatched |= stray
+    if parts:
+        warn(f"{int(unmatched.sum())} of {len(flags)} audit flag(s) match no cell of the data and are ignored "
+             f"({'; '.join(parts)}); pass the flags of this data (sc.audit on it) or correct their unit, column "
+             "and period", AuditWarning)
 
 
 def audit_windows(design: Design, *, post: bool = True) -> dict[str, list[tuple]]:

@@ -134,7 +134,9 @@ class DroppedDonorsWarning(SynthControlWarning):
 
 
 class AuditWarning(SynthControlWarning):
-    """A fit or placebo test relies on data cells the audit flagged (see ``sc.audit``)."""
+    """A fit or placebo test relies on data cells the audit flagged (see ``sc.audit``),
+    audit flags match nothing in the data, or the audit could not judge a column (too
+    few periods or units)."""
 
 
 class PostTreatmentPredictorWarning(SynthControlWarning):

@@ -97,7 +97,10 @@ def fit(
         outcome in the fit window or the post-period, a predictor's variable in its
         window (the treated unit's post-period outcome is the effect, not checked).
         Default None: no check, since real events are flagged too (DATASHEET.md
-        lists what the default audit flags on the classic panels).
+        lists what the default audit flags on the classic panels). The flags'
+        periods are converted to the type of the data's period column ('2005' for
+        2005; else :class:`~synthcontrol.errors.TypeMismatchError`), and flags
+        naming a unit, column or period the data lack get an ``AuditWarning``.
     certify : bool, default False
         After the search, prove the nested fit globally optimal over the admissible
         predictor weights (``min(v) >= min_predictor_weight * max(v)``) or find a

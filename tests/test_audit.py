@@ -243,7 +243,7 @@ def test_transform_choice():
     assert isinstance(found, pd.DataFrame)
     with pytest.raises(SynthControlError, match="'log' for column 'share'"):
         sc.audit(frame.assign(share=frame.share - 100), columns=["share"], transform="log")
-    with pytest.raises(SynthControlError, match="choose 'auto', 'log' or 'level'"):
+    with pytest.raises(SynthControlError, match="transform='sqrt' is not valid: expected one of 'auto', 'log', 'level'"):
         sc.audit(frame, columns=["share"], transform="sqrt")
 
 

@@ -3,17 +3,20 @@ column and relation, and returns the suspect cells as one tidy frame."""
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from ..errors import MissingColumnError, PanelError, SynthControlError
+from .._validation import check_choice, check_int, check_label, check_number, describe
+from ..errors import ArgumentError, AuditWarning, MissingColumnError, MissingDataError, PanelError, warn
 from ..panel import Panel
 from .detectors import _detect_changes, _detect_interpolation, _detect_relation, _detect_source
 from .flags import AUDIT_COLUMNS, KINDS
 from .relations import Relation
-from .scores import _Column, _Flags, _robust
+from .scores import _MIN_HISTORY, _changes, _Column, _Flags, _robust
 
 __all__ = ["audit", "Transform"]
 
@@ -51,18 +54,21 @@ def audit(
         Unit and period columns.
     columns : sequence of str, optional
         Columns to audit (default: every numeric column except ``unit``, ``time``
-        and ``group``). Columns used only by ``relations`` need not be listed.
-    relations : sequence of Relation
+        and ``group``; text columns are skipped). Columns used only by
+        ``relations`` need not be listed; ``unit``, ``time`` and ``group`` cannot be.
+    relations : Relation or sequence of Relation
         Quantities implied by several columns (:func:`implied_deflator`,
         :func:`ratio`, :func:`accounting_identity` or your own :class:`Relation`).
     reference : DataFrame, optional
         A second source: long frame with the same ``unit`` and ``time`` columns
-        and some of ``columns``; cells both hold are compared.
+        and some of ``columns``; cells both hold are compared (each shared column
+        must share at least one cell with the data).
     group : str, optional
         Column grouping the units (a province, a region), constant within a unit:
         level breaks are also sought within each group.
     transform : {"auto", "log", "level"} or mapping of column to one of them
-        Scale on which changes are measured. "auto" takes logarithms of a strictly
+        Scale on which changes are measured (a mapping names audited columns only;
+        the columns it leaves out get "auto"). "auto" takes logarithms of a strictly
         positive column when its units' typical changes are more alike in logs than
         in levels (amounts, counts, indices), and levels otherwise (rates, shares).
     jump_z : float, default 5.0
@@ -70,7 +76,7 @@ def audit(
         changes (net of the period's median change) and of the period's changes
         (beyond twice ``jump_z`` of its own where the period has fewer than eight
         units).
-    break_z : float, default 3.0
+    break_z : float, default 2.5
         A unit breaks in a period when its change exceeds ``break_z`` robust SDs of
         its own history (net of the period's median change); for relations, when
         the implied quantity is beyond ``break_z`` typical cross-sectional SDs.
@@ -113,16 +119,38 @@ def audit(
 
     Raises
     ------
+    ArgumentError
+        An argument of the wrong type or value: a threshold, ``columns`` (or one
+        naming the unit, time or group column), ``relations``, ``reference``,
+        ``transform`` (or a key that is not an audited column), ``group``; or
+        nothing to audit (no column and no relation).
     MissingColumnError, DuplicateRowError, NonNumericError, NonFiniteError
         From panel validation, naming the column, unit or period at fault.
-    SynthControlError
-        An invalid threshold, transform or group.
+    PanelError
+        The data hold a single period; ``group`` varies within a unit; a
+        reference column shares no cell with the data.
+    MissingDataError
+        An audited column (or one a relation uses) has no value at all.
+
+    Warns
+    -----
+    AuditWarning
+        For a column where no unit has eight changes between consecutive periods
+        (a panel of fewer than nine periods, or a very gappy column), or only one
+        unit has any: jumps, common breaks and reversals cannot be judged there, so an empty result
+        for them means "not checked", not "clean".
 
     Notes
     -----
     On the four classic panels shipped with the package (smoking, basque, texas,
     hongkong; every variable, default thresholds) the audit flags the cells listed
     in ``DATASHEET.md``; it costs milliseconds per column.
+
+    Small panels: two periods are the least the audit accepts (one change per
+    unit); jumps, breaks and reversals need nine (see Warns) and two units (with
+    two, a jump of one shows in both, as the audit cannot tell which moved; below
+    eight units a jump must pass twice ``jump_z`` against the unit's history);
+    interpolation needs three periods; common breaks need ``min_break_units`` units.
 
     Examples
     --------
@@ -137,18 +165,30 @@ def audit(
     >>> found[["unit", "period", "kind"]].values.tolist()
     [['C', 6, 'reversal']]
     """
-    thresholds = dict(jump_z=jump_z, break_z=break_z, break_alpha=break_alpha, relation_z=relation_z,
-                      interpolation_share=interpolation_share, interpolation_rtol=interpolation_rtol,
-                      source_rtol=source_rtol)
-    _check_thresholds(thresholds, min_break_units, interpolation_run, max_excursion)
-    columns = _audit_columns(data, unit, time, group, columns)
+    relations = _checked_relations(relations)
+    for key, name in ((unit, "unit"), (time, "time")):
+        check_label(key, name)
+    _check_group(group, unit, time)
+    _check_thresholds(
+        dict(jump_z=jump_z, break_z=break_z, break_alpha=break_alpha, relation_z=relation_z,
+             interpolation_share=interpolation_share, interpolation_rtol=interpolation_rtol,
+             source_rtol=source_rtol),
+        dict(min_break_units=min_break_units, interpolation_run=interpolation_run, max_excursion=max_excursion),
+    )
+    columns = _audit_columns(data, unit, time, group, columns, relations)
+    transforms = _checked_transforms(transform, columns)
+    if reference is not None and not isinstance(reference, pd.DataFrame):
+        raise ArgumentError(f"reference must be None or a long DataFrame with columns {unit!r}, {time!r} and some "
+                            f"of the audited columns, got {describe(reference)}")
     relation_columns = [c for r in relations for c in r.columns]
     panel = Panel.from_frame(data, unit=unit, time=time, variables=[*columns, *relation_columns])
+    _check_coverage(panel, columns, relations)
     groups = _unit_groups(data, unit, group, panel.units)
     references = _reference_frames(reference, unit, time, columns, panel)
     flags = []
     for name in columns:
-        column = _Column(name, panel.values[name].to_numpy(dtype=float), _use_log(panel, name, transform))
+        column = _Column(name, panel.values[name].to_numpy(dtype=float), _use_log(panel, name, transforms[name]))
+        _warn_short_history(column, len(panel.periods))
         flags += [(name, f) for f in _detect_changes(column, groups, jump_z=jump_z, break_z=break_z,
                                                     break_alpha=break_alpha, min_units=min_break_units,
                                                     max_excursion=max_excursion)]
@@ -164,28 +204,117 @@ def audit(
     return _tidy(flags, panel)
 
 
-def _check_thresholds(thresholds: Mapping[str, float], *counts: int) -> None:
+def _check_thresholds(thresholds: Mapping[str, object], counts: Mapping[str, object]) -> None:
+    shares = ("break_alpha", "interpolation_share")
     for name, value in thresholds.items():
-        if not (isinstance(value, (int, float, np.floating)) and np.isfinite(value) and value > 0):
-            raise SynthControlError(f"{name}={value!r} must be a positive finite number")
-    for name in ("break_alpha", "interpolation_share"):
-        if thresholds[name] > 1:
-            raise SynthControlError(f"{name}={thresholds[name]!r} is a share of units: give a number in (0, 1]")
-    for name, value in zip(("min_break_units", "interpolation_run", "max_excursion"), counts):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise SynthControlError(f"{name}={value!r} must be a positive integer")
+        high = 1.0 if name in shares else math.inf
+        check_number(value, name, low=0.0, high=high, low_open=True, high_open=name not in shares)
+    for name, value in counts.items():
+        check_int(value, name, minimum=1)
 
 
-def _audit_columns(data: pd.DataFrame, unit: str, time: str, group: str | None, columns) -> list[str]:
+def _check_group(group: object, unit: str, time: str) -> None:
+    if group is None:
+        return
+    check_label(group, "group")
+    if group in (unit, time):
+        role = "unit" if group == unit else "time"
+        raise ArgumentError(f"group={group!r} is the {role} column; give the column that groups the units "
+                            "(a province, a region), or None")
+
+
+def _checked_relations(relations: object) -> list[Relation]:
+    """``relations`` as a list (a single Relation accepted), each checked."""
+    if isinstance(relations, Relation):
+        return [relations]
+    if isinstance(relations, (str, bytes, Mapping)) or not isinstance(relations, Iterable):
+        raise ArgumentError(f"relations must be a list of Relation objects, got {describe(relations)}")
+    relations = list(relations)
+    for i, relation in enumerate(relations):
+        if not isinstance(relation, Relation):
+            raise ArgumentError(
+                f"relations[{i}] is {describe(relation)}, not a Relation; build one with sc.implied_deflator, "
+                "sc.ratio, sc.accounting_identity or sc.Relation"
+            )
+    return relations
+
+
+def _audit_columns(data: pd.DataFrame, unit: str, time: str, group: str | None, columns: object,
+                   relations: Sequence[Relation]) -> list[str]:
+    """The columns to audit: those named (each once), or every numeric column but the keys."""
     if not isinstance(data, pd.DataFrame):
         raise PanelError(f"data must be a pandas DataFrame in long format, got {type(data).__name__}")
+    keys = {unit: "unit", time: "time", **({group: "group"} if group is not None else {})}
+    if columns is None:
+        names = [c for c in data.columns if c not in keys and pd.api.types.is_numeric_dtype(data[c])
+                 and not pd.api.types.is_bool_dtype(data[c])]
+        if not names and not relations:
+            raise ArgumentError(f"data have no numeric column besides {list(keys)} to audit; name the columns "
+                                "to audit with columns=[...] (convert text columns with pd.to_numeric)")
+        return names
     if isinstance(columns, str):
         columns = [columns]
-    if columns is None:
-        skip = {unit, time, group}
-        columns = [c for c in data.columns if c not in skip and pd.api.types.is_numeric_dtype(data[c])
-                   and not pd.api.types.is_bool_dtype(data[c])]
-    return list(dict.fromkeys(columns))
+    if isinstance(columns, Mapping) or not isinstance(columns, Iterable):
+        raise ArgumentError(f"columns must be a column name or a list of column names, got {describe(columns)}")
+    names = list(dict.fromkeys(check_label(c, "each of columns") for c in columns))
+    for name in names:
+        if name in keys:
+            raise ArgumentError(f"columns names {name!r}, the {keys[name]} column; list only the variables to audit")
+    if not names and not relations:
+        raise ArgumentError("columns=[] and no relations: nothing to audit; name the columns to audit "
+                            "(or leave columns=None for every numeric column)")
+    return names
+
+
+def _checked_transforms(transform: object, columns: Sequence[str]) -> dict[str, str]:
+    """Column -> its transform choice ("auto" for columns a mapping leaves out)."""
+    choices = ("auto", "log", "level")
+    if not isinstance(transform, Mapping):
+        check_choice(transform, "transform", choices)
+        return {name: transform for name in columns}
+    for key, choice in transform.items():
+        if key not in columns:
+            raise ArgumentError(f"transform names column {key!r}, which is not audited; its keys must be among "
+                                f"the audited columns {list(columns)} (add {key!r} to columns or drop the key)")
+        check_choice(choice, f"transform[{key!r}]", choices)
+    return {name: transform.get(name, "auto") for name in columns}
+
+
+def _check_coverage(panel: Panel, columns: Sequence[str], relations: Sequence[Relation]) -> None:
+    """At least two periods, and values in every audited column (nothing silently unchecked)."""
+    if len(panel.periods) < 2:
+        raise PanelError(
+            f"the data hold a single period ({panel.periods[0]!r}); the audit compares consecutive periods, so "
+            f"give at least two (jumps, breaks and reversals need {_MIN_HISTORY + 1})"
+        )
+    users = {name: "audited" for name in columns}
+    for relation in relations:
+        for name in relation.columns:
+            users.setdefault(name, f"used by relation {relation.name!r}")
+    for name, use in users.items():
+        if not np.isfinite(panel.values[name].to_numpy(dtype=float)).any():
+            raise MissingDataError(
+                f"column {name!r} ({use}) has no values: all its {panel.values[name].size} cells are missing; "
+                "drop it from columns (or the relation) or fill it"
+            )
+
+
+def _warn_short_history(column: _Column, n_periods: int) -> None:
+    """Warn when jumps, breaks and reversals cannot be judged: no unit has the history
+    they are judged against, or a single unit has changes (they are measured net of
+    the period's median change, which is then its own)."""
+    counts = np.isfinite(_changes(column)).sum(axis=0)
+    if (counts > 0).sum() < 2:
+        reason = "a single unit has changes between consecutive periods, and changes are judged net of the " \
+                 "period's median change across units (its own)"
+    elif (counts < _MIN_HISTORY).all():
+        reason = (f"no unit has {_MIN_HISTORY} changes between consecutive periods with values (the data hold "
+                  f"{n_periods} periods; the longest history has {int(counts.max())} change(s))")
+    else:
+        return
+    warn(f"column {column.name!r}: {reason}, so jumps, common breaks and reversals cannot be judged there; only "
+         "interpolation (and relations and the reference, where given) was checked. Audit a longer panel, or "
+         "more units, to find them.", AuditWarning)
 
 
 def _unit_groups(data: pd.DataFrame, unit: str, group: str | None, units: tuple) -> np.ndarray:
@@ -204,14 +333,11 @@ def _unit_groups(data: pd.DataFrame, unit: str, group: str | None, units: tuple)
     return np.array([first.get(u) if pd.notna(first.get(u)) else None for u in units], dtype=object)
 
 
-def _use_log(panel: Panel, name: str, transform: Transform | Mapping[str, Transform]) -> bool:
-    choice = transform.get(name, "auto") if isinstance(transform, Mapping) else transform
-    if choice not in ("auto", "log", "level"):
-        raise SynthControlError(f"transform for column {name!r} is {choice!r}; choose 'auto', 'log' or 'level'")
+def _use_log(panel: Panel, name: str, choice: str) -> bool:
     values = panel.values[name].to_numpy(dtype=float)
     positive = bool(np.all(values[np.isfinite(values)] > 0))
     if choice == "log" and not positive:
-        raise SynthControlError(f"transform 'log' for column {name!r}, which holds values <= 0; use 'level'")
+        raise ArgumentError(f"transform 'log' for column {name!r}, which holds values <= 0; use 'level'")
     return choice == "log" or (choice == "auto" and positive and _changes_alike_in_logs(values))
 
 
@@ -240,11 +366,28 @@ def _reference_frames(reference: pd.DataFrame | None, unit: str, time: str, colu
         raise MissingColumnError(
             f"reference holds none of the audited columns {list(columns)}; name its columns like the data's"
         )
-    other = Panel.from_frame(reference, unit=unit, time=time, variables=shared)
-    return {
+    try:
+        other = Panel.from_frame(reference, unit=unit, time=time, variables=shared)
+    except PanelError as error:
+        raise type(error)(f"reference: {error}") from None
+    aligned = {
         c: other.values[c].reindex(index=list(panel.periods), columns=list(panel.units)).to_numpy(dtype=float)
         for c in shared
     }
+    for c in shared:
+        if not (np.isfinite(aligned[c]) & np.isfinite(panel.values[c].to_numpy(dtype=float))).any():
+            raise PanelError(
+                f"reference column {c!r} shares no cell with the data: no unit and period hold a value in both "
+                f"(data: units {_examples(panel.units)}, periods {panel.periods[0]!r} to {panel.periods[-1]!r}; "
+                f"reference: units {_examples(other.units)}, periods {other.periods[0]!r} to "
+                f"{other.periods[-1]!r}); name the reference's units and periods like the data's"
+            )
+    return aligned
+
+
+def _examples(labels: Sequence, limit: int = 3) -> str:
+    shown = ", ".join(map(repr, labels[:limit]))
+    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
 
 def _tidy(flags: list[tuple[str, _Flags]], panel: Panel) -> pd.DataFrame:

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import check_bool, describe
-from ..data_audit.flags import check_flags
 from ..errors import ArgumentError, SpecError
-from ..audit_warnings import warn_flagged
+from ..audit_warnings import flags_for_periods, warn_flagged
 from ..estimators import check_fit_options, fit_design
 from ..results import SynthResult
 from ._common import Execution, Refit, check_result, frozen, refit, refit_key, round_off_floor
@@ -79,7 +78,9 @@ def placebo_test(
         :class:`~synthcontrol.errors.AuditWarning` names every placebo unit whose
         post/pre RMSPE ratio is at least the treated unit's (it counts against the
         treated unit in the p-value) and that has a flagged cell where its fit
-        relies on it: its large ratio may come from a data break.
+        relies on it: its large ratio may come from a data break. The flags'
+        periods are converted to the type of the data's periods before the run
+        (:class:`~synthcontrol.errors.TypeMismatchError` if one does not convert).
     certify : bool, optional
         Certify every fit's predictor weights (see ``sc.fit(..., certify=True)``);
         default: as the treated fit was. With True and a treated fit that was not
@@ -136,6 +137,7 @@ def placebo_test(
     True
     """
     result = check_result(result, "placebo_test", min_donors=3)
+    audit = None if audit is None else flags_for_periods(audit, result.design.periods, result.design.spec.time)
     cutoffs = _cutoffs(mspe_cutoff)
     execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
@@ -203,15 +205,15 @@ def placebo_tests(
     execution = Execution.checked(n_jobs, checkpoint_dir, progress)
     reuse_predictor_weights = check_bool(reuse_predictor_weights, "reuse_predictor_weights")
     start_from_treated = check_bool(start_from_treated, "start_from_treated")
-    audit = None if audit is None else check_flags(audit)
+    flags = [None if audit is None else flags_for_periods(audit, r.design.periods, r.design.spec.time) for r in fits]
     tests = shared_placebo_tests(
         fits, kind="placebo tests", cutoffs=ADH_CUTOFFS, reuse_predictor_weights=reuse_predictor_weights,
         start_from_treated=start_from_treated, execution=execution,
         description=f"placebo tests of {', '.join(map(str, treated))}",
     )
     if audit is not None:
-        for test, result in zip(tests, fits):
-            _warn_flagged_placebos(test, result, audit)
+        for test, result, checked in zip(tests, fits, flags):
+            _warn_flagged_placebos(test, result, checked)
     return dict(zip(treated, tests))
 
 
