@@ -39,10 +39,20 @@ Standard errors, as synthdid's ``vcov(method=...)`` defines them:
   unit weights sit on one donor. Arkhangelsky et al. advise against it for ``"sc"``.
 
 Both are always computed; ``standard_error`` chooses the one behind the confidence
-interval ``tau -/+ z_(1 - alpha/2) se``. The placebo draws use ``numpy``'s
-``default_rng(seed)`` on the donors in a canonical (sorted) order, so the result
-does not depend on row or donor order; R's random numbers differ, so placebo
-standard errors agree with synthdid's only up to simulation noise.
+interval ``tau -/+ z_(1 - alpha/2) se`` and the p-value. Where synthdid returns NA
+for the chosen one, :func:`fit_several` says so rather than return a NaN interval
+silently: it refuses a choice the design rules out (placebo without more donors than
+treated units, jackknife with one treated unit) and warns (``InferenceWarning``,
+the standard error kept NaN as synthdid's NA) when the fit rules it out (jackknife
+with a cohort's weights on one donor, common for ``"sc"``). The other standard error
+is NaN where undefined, without a warning.
+
+Every cohort takes the donors in one canonical order, sorted by their outcomes
+(:func:`~synthcontrol.weights.canonical.canonical_columns`), not by their labels: the
+fits, and the placebo draws of ``numpy``'s ``default_rng(seed)`` on that order, are
+the same whatever the order of rows and donors or the names of the units. R's
+random numbers differ, so placebo standard errors agree with synthdid's only up to
+simulation noise.
 
 Each cohort is fitted by :mod:`synthcontrol.variants.cohorts`, the standard errors
 are computed by :mod:`synthcontrol.variants.several_errors`.
@@ -59,10 +69,13 @@ from scipy.stats import norm
 
 from .._arrays import frozen
 from .._validation import check_choice, check_int, check_number, check_seed
-from ..errors import DonorPoolError, SpecError
+from ..errors import ArgumentError, DonorPoolError, InferenceWarning, SpecError, warn
 from ..estimators import prepare_designs
+from ..panel import Panel
+from ..periods import coerce_period
 from ..results import Summary
-from ..spec import Design, Spec
+from ..spec import Design, Spec, require_treated_units
+from ..weights.canonical import canonical_columns
 from .cohorts import CohortFit, fit_cohort
 from .several_errors import jackknife_estimates, jackknife_se, placebo_estimates
 
@@ -229,14 +242,22 @@ def fit_several(
         Long panel with the columns ``spec`` names.
     spec : Spec
         ``treated`` lists the treated units; ``donors`` (a shared list, or None for
-        every other unit) and ``exclude`` give the never-treated pool; the
-        predictors are not used (every estimator here matches on outcomes).
+        every other unit) and ``exclude`` give the never-treated pool, which must not
+        list a treated unit (as ``sc.fit`` refuses a treated unit among its donors);
+        the predictors are not used (every estimator here matches on outcomes).
     treatment_starts : mapping, optional
-        Treatment start of each treated unit (staggered adoption). Default: every
-        treated unit starts at ``spec.treatment_start`` (a block).
+        Treatment start of each treated unit (staggered adoption), a period of the
+        data (converted exactly to the type of the time column) with at least one
+        period before it. Default: every treated unit starts at
+        ``spec.treatment_start`` (a block).
     estimator : {"sdid", "sc", "did"}, default "sdid"
     standard_error : {"placebo", "jackknife"}, default "placebo"
-        Which standard error gives the confidence interval (both are computed).
+        Which standard error gives the confidence interval and p-value (both are
+        computed). ``"placebo"`` needs more never-treated donors than treated units,
+        ``"jackknife"`` at least two treated units: otherwise an error says so
+        (synthdid returns NA). The jackknife is also undefined when a cohort's unit
+        weights sit on one donor; then its standard error is NaN, as synthdid's NA,
+        with a warning.
     n_replications : int, default 200
         Placebo draws (synthdid's default).
     alpha : float, default 0.05
@@ -250,8 +271,20 @@ def fit_several(
     Raises
     ------
     SpecError, DonorPoolError
-        Bad arguments, a per-unit donor mapping, cohorts whose units lack data in
-        different periods, or too few pre-periods.
+        Bad arguments, a per-unit donor mapping, a treated unit among the donors,
+        ``standard_error="placebo"`` with no more donors than treated units, cohorts
+        whose units lack data in different periods, or too few pre-periods.
+    TypeMismatchError
+        A treatment start that does not convert exactly to a period of the data
+        (``None``, a non-integer year, text that is not a date ...).
+    ArgumentError
+        ``standard_error="jackknife"`` with a single treated unit.
+
+    Warns
+    -----
+    InferenceWarning
+        The chosen standard error is NaN (jackknife with a cohort's unit weights on
+        one donor) or zero: the confidence interval and p-value are not informative.
 
     Examples
     --------
@@ -271,15 +304,22 @@ def fit_several(
     >>> bool(low < staggered.average_effect < high)
     True
     """
-    _check_arguments(estimator, standard_error, n_replications, alpha, seed)
-    starts = _starts(spec, treatment_starts)
-    cohorts = [fit_cohort(estimator, *block) for block in _cohort_data(data, spec, starts)]
+    _check_arguments(spec, estimator, standard_error, n_replications, alpha, seed)
+    panel = data if isinstance(data, Panel) else Panel.from_frame(
+        data, unit=spec.unit, time=spec.time, variables=spec.variables
+    )
+    require_treated_units(panel, spec)
+    starts = _starts(panel, spec, treatment_starts)
+    blocks = _cohort_data(panel, spec, starts)
+    if standard_error == "placebo":
+        _require_placebo_donors(n_donors=len(blocks[0][2][0]), n_treated=len(starts))
+    cohorts = [fit_cohort(estimator, *block) for block in blocks]
     weights = np.array([c.n_cells for c in cohorts], dtype=float)
     weights /= weights.sum()
     tau = float(weights @ [c.estimate.tau for c in cohorts])
     placebo = placebo_estimates(estimator, cohorts, weights, n_replications, seed)
     jackknife = jackknife_estimates(cohorts, weights)
-    return SeveralTreatedResult(
+    result = SeveralTreatedResult(
         estimator=estimator,
         average_effect=tau,
         cohorts=tuple(cohorts),
@@ -296,23 +336,33 @@ def fit_several(
         time=spec.time,
         outcome=spec.outcome,
     )
+    _warn_if_uninformative(result)
+    return result
 
 
-def _check_arguments(estimator: str, standard_error: str, n_replications: int, alpha: float, seed: int) -> None:
+def _check_arguments(
+    spec: Spec, estimator: str, standard_error: str, n_replications: int, alpha: float, seed: int
+) -> None:
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
     check_choice(estimator, "estimator", SEVERAL_ESTIMATORS)
     check_choice(standard_error, "standard_error", ("placebo", "jackknife"))
+    if standard_error == "jackknife" and len(spec.treated_units) < 2:
+        raise ArgumentError(
+            "standard_error='jackknife' is undefined with a single treated unit (leaving it out "
+            "leaves no treated unit; synthdid returns NA): use standard_error='placebo'"
+        )
     check_int(n_replications, "n_replications", minimum=2)
     check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     check_seed(seed)
 
 
-def _starts(spec: Spec, treatment_starts: Mapping[Hashable, Hashable] | None) -> dict:
-    """Treatment start of every treated unit, checked against ``spec.treated``."""
+def _starts(panel: Panel, spec: Spec, treatment_starts: Mapping[Hashable, Hashable] | None) -> dict:
+    """Treatment start of every treated unit, checked against ``spec.treated`` and
+    converted to the type of the data's periods (so that cohorts can be ordered)."""
     treated = spec.treated_units
-    if len(set(treated)) != len(treated):
-        raise SpecError(f"spec.treated lists a unit twice: {list(treated)}; list each once")
     if treatment_starts is None:
-        return {unit: spec.treatment_start for unit in treated}
+        return {unit: _start(panel, spec, spec.treatment_start, "spec.treatment_start") for unit in treated}
     if not isinstance(treatment_starts, Mapping):
         raise SpecError("treatment_starts must map each treated unit to its treatment start")
     missing = [u for u in treated if u not in treatment_starts]
@@ -322,11 +372,27 @@ def _starts(spec: Spec, treatment_starts: Mapping[Hashable, Hashable] | None) ->
             f"treatment_starts must give a start for exactly the treated units {list(treated)}: "
             f"missing {missing}, not treated {unknown}"
         )
-    return {unit: treatment_starts[unit] for unit in treated}
+    return {
+        unit: _start(panel, spec, treatment_starts[unit], f"the treatment start of {unit!r} (treatment_starts[{unit!r}])")
+        for unit in treated
+    }
 
 
-def _cohort_data(data: pd.DataFrame, spec: Spec, starts: dict) -> list[tuple]:
-    """Per cohort (by start): its designs' shared donors, periods, masks and outcomes."""
+def _start(panel: Panel, spec: Spec, value: Hashable, argument: str) -> Hashable:
+    """``value`` as a period of the data that leaves periods before and after it."""
+    start = coerce_period(value, panel.periods, argument=argument, column=spec.time)
+    first, last = panel.periods[0], panel.periods[-1]
+    if not first < start <= last:
+        raise SpecError(
+            f"{argument} is {start!r}, outside the data's periods ({first} to {last}); it must "
+            "leave at least one period before it and one from it on: give a start inside them"
+        )
+    return start
+
+
+def _cohort_data(panel: Panel, spec: Spec, starts: dict) -> list[tuple]:
+    """Per cohort (by start): its designs' shared donors, periods, masks and outcomes,
+    the donors in one canonical order (by their data) shared by every cohort."""
     if isinstance(spec.donors, Mapping):
         raise DonorPoolError(
             "fit_several compares every treated unit with one pool of never-treated donors; "
@@ -335,23 +401,30 @@ def _cohort_data(data: pd.DataFrame, spec: Spec, starts: dict) -> list[tuple]:
     blocks = []
     for start in sorted(set(starts.values())):
         units = [u for u, s in starts.items() if s == start]
-        others = [u for u in starts if u not in units]
-        cohort_spec = replace(spec, treated=tuple(units), treatment_start=start,
-                              exclude=tuple(dict.fromkeys([*spec.exclude, *others])))
-        designs = prepare_designs(data, cohort_spec)
+        designs = {unit: _design(panel, spec, unit, start) for unit in units}
         blocks.append((start, units, _shared(designs, start)))
-    donors = {frozenset(block[2][0]) for block in blocks}
-    if len(donors) > 1:
+    donors = blocks[0][2][0]
+    if any(set(block[2][0]) != set(donors) for block in blocks):
         raise DonorPoolError(
             "the cohorts ended up with different donor pools (donors dropped for missing data "
             "in some periods only); fill the data or drop those donors from spec.donors"
         )
-    return blocks
+    blocks = [(start, units, _in_donor_order(shared, donors)) for start, units, shared in blocks]
+    order, _ = canonical_columns(*(shared[5] for _, _, shared in blocks))
+    return [(start, units, _in_donor_order(shared, [donors[j] for j in order])) for start, units, shared in blocks]
+
+
+def _design(panel: Panel, spec: Spec, unit: Hashable, start: Hashable) -> Design:
+    """The design of one treated unit against the never-treated pool: the spec for
+    that unit alone, so that ``prepare`` refuses it in the donors as ``sc.fit`` does."""
+    others = [u for u in spec.treated_units if u != unit]
+    unit_spec = replace(spec, treated=unit, treatment_start=start,
+                        exclude=tuple(dict.fromkeys([*spec.exclude, *others])))
+    return prepare_designs(panel, unit_spec)[unit]
 
 
 def _shared(designs: dict[Hashable, Design], start: Hashable) -> tuple:
-    """``(donors, periods, pre, post, Y1, Y0)`` common to a cohort's designs, donors in
-    canonical order."""
+    """``(donors, periods, pre, post, Y1, Y0)`` common to a cohort's designs."""
     first = next(iter(designs.values()))
     for unit, design in designs.items():
         if design.periods != first.periods or set(design.donors) != set(first.donors):
@@ -360,9 +433,44 @@ def _shared(designs: dict[Hashable, Design], start: Hashable) -> tuple:
                 "outcomes in different periods or different donors; a block needs the same periods "
                 "for all its units: fill the data or fit them separately"
             )
-    donors = tuple(sorted(first.donors, key=lambda u: (type(u).__name__, str(u))))
-    order = [first.donors.index(d) + 1 for d in donors]
     Y1 = np.column_stack([d.outcome[:, 0] for d in designs.values()])
-    return donors, first.periods, first.pre_mask, first.post_mask, Y1, first.outcome[:, order]
+    return first.donors, first.periods, first.pre_mask, first.post_mask, Y1, first.outcome[:, 1:]
 
 
+def _in_donor_order(shared: tuple, donors: list) -> tuple:
+    """``shared`` with its donors (and their outcome columns) in the order ``donors``."""
+    given, periods, pre, post, Y1, Y0 = shared
+    position = {d: j for j, d in enumerate(given)}
+    return tuple(donors), periods, pre, post, Y1, Y0[:, [position[d] for d in donors]]
+
+
+def _require_placebo_donors(n_donors: int, n_treated: int) -> None:
+    """Refuse the placebo standard error without more donors than treated units
+    (synthdid returns NA; we say so rather than return a NaN interval)."""
+    if n_donors <= n_treated:
+        raise DonorPoolError(
+            f"standard_error='placebo' needs more never-treated donors than treated units (it "
+            f"draws {n_treated} pseudo-treated units among the donors and keeps the rest as "
+            f"controls; synthdid returns NA), but the pool has {n_donors} donor(s) for {n_treated} "
+            "treated unit(s): add donors to spec.donors or use standard_error='jackknife'"
+        )
+
+
+def _warn_if_uninformative(result: SeveralTreatedResult) -> None:
+    """Warn when the chosen standard error leaves no usable interval or p-value."""
+    se, chosen = result.se, result.standard_error
+    if np.isfinite(se) and se > 0:
+        return
+    if se == 0:
+        why = f"is 0 (every {chosen} estimate is the same): the confidence interval has zero width and the p-value is NaN"
+    elif chosen == "jackknife" and any(np.count_nonzero(c.estimate.unit_weights) < 2 for c in result.cohorts):
+        where = ", ".join(
+            f"the cohort starting {c.start!r} on {c.donors[int(np.argmax(c.estimate.unit_weights))]!r}"
+            for c in result.cohorts if np.count_nonzero(c.estimate.unit_weights) < 2
+        )
+        why = (f"is undefined, NaN as synthdid's NA: the unit weights sit on one donor ({where}), "
+               "which the jackknife cannot leave out; the confidence interval and p-value are NaN")
+    else:
+        why = f"is {se} (some {chosen} estimates are not finite): the confidence interval and p-value are NaN"
+    other = "placebo" if chosen == "jackknife" else "jackknife"
+    warn(f"the {chosen} standard error {why}; try standard_error={other!r}", InferenceWarning)
