@@ -434,3 +434,18 @@ def test_groups_may_overlap_in_a_unit_list(tmp_path):
     path.write_text(text, encoding="utf-8")
     assert load_config(path).main.treated == ("California", "Georgia", "Alabama")
 
+
+def test_missing_data_in_a_study_names_the_configuration_key(tmp_path):
+    frame = sc.datasets.load_smoking()
+    frame.loc[(frame.unit == "Utah") & (frame.time == 1980), "cigsale"] = np.nan
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    path = tmp_path / "study.toml"
+    path.write_text(MINIMAL.replace('dataset = "smoking"', 'path = "data.csv"'), encoding="utf-8")
+    with pytest.raises(sc.ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "donor 'Utah' has outcome 'cigsale' missing in period(s) [1980]" in message
+    assert "set drop_incomplete = true in [donors]" in message and "drop_incomplete_donors" not in message
+    path.write_text(MINIMAL.replace('dataset = "smoking"', 'path = "data.csv"') + "[donors]\ndrop_incomplete = true\n",
+                    encoding="utf-8")
+    assert "Utah" in load_config(path).tasks[0].spec.donors  # dropped when fitted, with a DroppedDonorsWarning

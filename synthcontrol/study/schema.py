@@ -39,6 +39,7 @@ one kind (sensitivity analyses, claims, outcome labels), distinct.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -53,7 +54,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = ["SCHEMA", "SCOPES", "read_text", "read_toml", "check_table", "is_type", "choice", "window",
-           "unknown", "nonempty", "distinct", "nonblank", "distinct_names"]
+           "unknown", "nonempty", "distinct", "nonblank", "distinct_names", "in_toml_terms"]
 
 SCOPES = ("all", "headline", "none")
 _TABLE, _LIST = dict, list
@@ -304,6 +305,29 @@ def distinct_names(values: list[str], keys: list[str], what: str) -> None:
             first = keys[values.index(value)]
             raise ConfigError(f"key {key!r} = {value!r} names another {what} too ({first!r}); give each {what} "
                               "its own name")
+
+
+#: Arguments of sc.Spec and sc.fit that a study sets in its configuration, for messages
+#: raised below the study that name the argument as Python code gives it.
+_ARGUMENT_KEYS = {"drop_incomplete_donors": "donors.drop_incomplete"}
+
+
+def in_toml_terms(message: str) -> str:
+    """``message`` with each argument of sc.Spec or sc.fit that a configuration key
+    sets (``drop_incomplete_donors=True``) written as that key (``drop_incomplete =
+    true`` in ``[donors]``).
+
+    Examples
+    --------
+    >>> in_toml_terms("fill the data, or set drop_incomplete_donors=True")
+    'fill the data, or set drop_incomplete = true in [donors]'
+    """
+    def key(match: re.Match) -> str:
+        table, _, option = _ARGUMENT_KEYS[match[1]].rpartition(".")
+        return f"{option} = {match[2].lower()} in [{table}]"
+
+    pattern = rf"\b({'|'.join(_ARGUMENT_KEYS)})=(True|False)\b"
+    return re.sub(pattern, key, message)
 
 
 def window(value: Any, key: str) -> tuple[int, int]:
