@@ -362,3 +362,90 @@ def test_the_report_opens_with_the_claims(claims):
     assert re.search(r"Verdict: (no detectable effect on sales yet|the joint tests detect an effect)", answer)
     sentences = prose(report)
     assert len(sentences) == len(set(sentences)), "a sentence is repeated"
+
+
+MINIMAL = """
+[study]
+title = "Repeats and blanks"
+[data]
+dataset = "smoking"
+unit = "unit"
+time = "time"
+[design]
+treated = ["California", "Georgia"]
+treatment_start = 1989
+fit_window = [1970, 1988]
+[pools.west]
+units = ["Utah", "Nevada", "Montana", "Colorado", "Idaho", "Wyoming"]
+[[outcomes]]
+column = "cigsale"
+predictors = [{ variable = "cigsale", at = 1975 }, { variable = "cigsale", at = 1988 }]
+"""
+SENSITIVITY = '[[sensitivity]]\nname = "{}"\ntreatment_start = {}\n'
+CLAIM = '[[claims]]\nname = "{}"\nstatement = "{}"\n'
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    # a name given twice would give results.csv rows or report sections nothing to tell them apart by
+    ("", SENSITIVITY.format("early", 1988) + SENSITIVITY.format("early", 1987),
+     "key 'sensitivity[1].name' = 'early' names another sensitivity analysis too ('sensitivity[0].name')"),
+    ("", CLAIM.format("Sales", "fell") + CLAIM.format("Sales", "rose"),
+     "key 'claims[1].name' = 'Sales' names another claim too"),
+    ("", '[[outcomes]]\ncolumn = "retprice"\nlabel = "cigsale"\npredictors = [{ variable = "retprice", at = 1980 }]\n',
+     "key 'outcomes[1].label' = 'cigsale' names another outcome too ('outcomes[0].label')"),
+    # a unit, pool, estimator or window listed twice (sc.Spec refuses a repeated treated unit)
+    ("", '[blocks]\ntreated = { b = ["California", "Georgia", "Georgia"] }\n',
+     "key 'blocks.treated.b' lists unit 'Georgia' twice; list each unit once"),
+    ('["California", "Georgia"]', '["California", "California"]', "key 'design.treated' lists unit 'California'"),
+    ('"Utah", "Nevada"', '"Utah", "Utah"', "key 'pools.west.units' lists unit 'Utah' twice"),
+    ("", '[donors]\nexclude = ["Utah", "Utah"]\n', "key 'donors.exclude' lists unit 'Utah' twice"),
+    ("", '[donors]\npools = ["west", "west"]\n', "key 'donors.pools' lists pool 'west' twice"),
+    ("", '[estimators]\nnames = ["classic", "sdid", "sdid"]\n', "key 'estimators.names' lists estimator 'sdid'"),
+    ("", '[speccurve]\nfit_windows = [[1975, 1988], [1975, 1988]]\n',
+     "key 'speccurve.fit_windows' lists window [1975, 1988] twice"),
+    ('at = 1988 }', 'at = 1975 }', "key 'outcomes[0].predictors' lists predictor 'cigsale(1975)' twice"),
+    ("", CLAIM.format("Sales", "fell") + 'outcomes = ["cigsale", "cigsale"]\n',
+     "key 'claims[0].outcomes' lists outcome 'cigsale' twice"),
+    # blank names and texts the report prints
+    ('title = "Repeats and blanks"', 'title = ""', "key 'study.title' = '' is blank; give it a title"),
+    ('title = "Repeats and blanks"', 'title = "  "', "key 'study.title' = '  ' is blank"),
+    ("", SENSITIVITY.format(" ", 1988), "key 'sensitivity[0].name' = ' ' is blank"),
+    ("", CLAIM.format("", "fell"), "key 'claims[0].name' = '' is blank"),
+    ("", CLAIM.format("Sales", ""), "key 'claims[0].statement' = '' is blank; give it a statement"),
+    ("[pools.west]", '[pools.""]', """key 'pools.""' = '' is blank"""),
+    ("", '[groups.""]\nunits = ["Utah"]\n', """key 'groups.""' = '' is blank"""),
+    ("", '[blocks]\ntreated = { "" = ["California", "Georgia"] }\n', """key 'blocks.treated.""' = '' is blank"""),
+    ('column = "cigsale"', 'column = "cigsale"\nlabel = ""', "key 'outcomes[0].label' = '' is blank"),
+])
+def test_repeated_and_blank_names_are_config_errors(tmp_path, old, new, fragment):
+    text = MINIMAL + new if not old else MINIMAL.replace(old, new, 1)
+    assert text != MINIMAL
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(sc.ConfigError) as error:
+        load_config(path)
+    assert fragment in str(error.value)
+
+
+def test_groups_may_overlap_in_a_unit_list(tmp_path):
+    text = MINIMAL.replace('[design]', '[groups.south]\nunits = ["Georgia", "Alabama"]\n[design]').replace(
+        '["California", "Georgia"]', '["California", "Georgia", "group:south"]')
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_config(path).main.treated == ("California", "Georgia", "Alabama")
+
+
+def test_missing_data_in_a_study_names_the_configuration_key(tmp_path):
+    frame = sc.datasets.load_smoking()
+    frame.loc[(frame.unit == "Utah") & (frame.time == 1980), "cigsale"] = np.nan
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    path = tmp_path / "study.toml"
+    path.write_text(MINIMAL.replace('dataset = "smoking"', 'path = "data.csv"'), encoding="utf-8")
+    with pytest.raises(sc.ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "donor 'Utah' has outcome 'cigsale' missing in period(s) [1980]" in message
+    assert "set drop_incomplete = true in [donors]" in message and "drop_incomplete_donors" not in message
+    path.write_text(MINIMAL.replace('dataset = "smoking"', 'path = "data.csv"') + "[donors]\ndrop_incomplete = true\n",
+                    encoding="utf-8")
+    assert "Utah" in load_config(path).tasks[0].spec.donors  # dropped when fitted, with a DroppedDonorsWarning

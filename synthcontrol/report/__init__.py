@@ -36,9 +36,11 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from .._validation import check_bool, check_directory, describe
+from ..errors import ArgumentError
 from ..results import SynthResult, SynthResults
 from ..study import StudyResult, study_of
-from ..study.single import InferenceResult
+from ..study.single import InferenceResult, check_title, inference_results
 from .figures import write_figures
 from .output import OutputFolder, check_output
 from .render import render_html, render_markdown
@@ -53,7 +55,7 @@ def write_report(
     result: StudyResult | SynthResult | SynthResults,
     out: str | os.PathLike,
     *,
-    inference: Iterable[InferenceResult] = (),
+    inference: InferenceResult | Iterable[InferenceResult] | None = (),
     title: str | None = None,
     overwrite: bool = False,
 ) -> dict[str, Path]:
@@ -66,11 +68,12 @@ def write_report(
     out : path
         Output folder: created if missing; an earlier output of the same study is
         replaced (see :func:`~synthcontrol.report.output.check_output`).
-    inference : iterable of inference results, optional
+    inference : inference result or iterable of them, optional
         For fits only: placebo, leave-one-out, in-time, conformal and pooled results
-        of these fits, reported beside them.
+        of these fits, reported beside them (one result alone, or several; ``None``:
+        none).
     title : str, optional
-        For fits only: the report's title.
+        For fits only: the report's title (not blank).
     overwrite : bool, default False
         Write into a non-empty folder that holds no output of this study, after
         removing an earlier report's files from it.
@@ -83,6 +86,11 @@ def write_report(
 
     Raises
     ------
+    ArgumentError
+        When an argument has a type or value it does not accept: ``out`` not a
+        folder path, ``inference`` holding something other than inference results,
+        a blank ``title``, or ``inference`` or ``title`` given with a StudyResult
+        (a study carries its own).
     ConfigError
         When ``out`` may not receive the report (see ``overwrite``).
 
@@ -97,7 +105,8 @@ def write_report(
     >>> sorted(kind for kind in written if not kind.startswith("figure:"))
     ['html', 'manifest', 'markdown', 'paths', 'results', 'weights']
     """
-    study = result if isinstance(result, StudyResult) else study_of(result, inference=inference, title=title)
+    out, overwrite = _check_out(out), check_bool(overwrite, "overwrite")
+    study = _study(result, inference, title)
     folder = check_output(out, study.config, overwrite=overwrite)
     folder.clear()
     written = _write_tables(study, folder.path)
@@ -112,6 +121,27 @@ def write_report(
     written["manifest"] = folder.mark(written.values(), study.config.title)
     logger.info("report written to %s (%d figures)", folder.path, len(figures))
     return written
+
+
+def _check_out(out: object) -> Path:
+    if not isinstance(out, (str, os.PathLike)):
+        raise ArgumentError(f"out must be the path of the output folder (str or pathlib.Path), got {describe(out)}")
+    return check_directory(out, "out")
+
+
+def _study(result: object, inference: object, title: object) -> StudyResult:
+    """The study to report: ``result`` itself, or a study of fits and their inference."""
+    if isinstance(result, StudyResult):
+        given = [name for name, value in (("inference", inference_results(inference)), ("title", check_title(title)))
+                 if value]
+        if given:
+            raise ArgumentError(f"{' and '.join(given)} given with a StudyResult, which carries its own; "
+                                "drop the argument (it is for fits made with sc.fit only)")
+        return result
+    if not isinstance(result, (SynthResult, SynthResults)):
+        raise ArgumentError(f"result must be a StudyResult (sc.run_study), SynthResult or SynthResults (sc.fit), "
+                            f"got {describe(result)}")
+    return study_of(result, inference=inference, title=title)
 
 
 def _write_tables(study: StudyResult, out: Path) -> dict[str, Path]:

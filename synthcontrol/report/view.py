@@ -253,7 +253,7 @@ class ReportView:
     def results_table(self) -> Table:
         return Table.of([
             {"unit": e.treated, "outcome": e.outcome, "pool": e.pool, "effect": self.effect_of(e),
-             f"change since {self.last_pre}": self.change_of(e), "fit": e.fit_quality,
+             f"change since {self.last_pre}": self.change_of(e), "fit": e.fit_quality or "-",
              "pre-MSPE / placebos'": num(e.pre_mspe_ratio), "identified": e.identified or "-",
              "p (placebo)": p(e.p_value), "donors": e.n_donors}
             for e in self.main

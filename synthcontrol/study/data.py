@@ -14,7 +14,7 @@ import pandas as pd
 from ..datasets import load_china_cities, load_smoking, load_basque, load_texas, load_hongkong
 from ..errors import ConfigError
 from .model import StudyData
-from .schema import check_table, read_text, unknown
+from .schema import check_table, distinct, read_text, unknown
 
 __all__ = ["DATASETS", "load_data", "check_column"]
 
@@ -69,7 +69,7 @@ def _add_logs(frame: pd.DataFrame, columns: list) -> tuple[pd.DataFrame, dict[st
     """``frame`` with the natural log of each of ``columns`` as ``log_NAME``; and the
     derived column -> source column."""
     logs: dict[str, str] = {}
-    for column in columns:
+    for column in distinct(columns, "data.logs", "column"):
         key = f"data.logs ({column!r})"
         if not isinstance(column, str):
             raise ConfigError(f"key 'data.logs' lists column names; got {column!r}")

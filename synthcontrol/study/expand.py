@@ -51,6 +51,7 @@ from .model import (
     StudyConfig,
     Task,
 )
+from .schema import in_toml_terms
 
 __all__ = ["DonorRules", "tasks", "plan", "curve_tasks", "block_tasks", "task_window"]
 
@@ -169,7 +170,7 @@ def _curve_specs(config: StudyConfig, options: SpecCurveOptions, spec: Spec) -> 
     try:
         specs = standard_specs(config.data.frame, spec, n_lags=options.n_lags, fit_windows=options.fit_windows)
     except SpecError as error:
-        raise ConfigError(f"[speccurve] for {spec.treated!r}: {error}") from error
+        raise ConfigError(f"[speccurve] for {spec.treated!r}: {in_toml_terms(str(error))}") from error
     return tuple(specs.items())
 
 

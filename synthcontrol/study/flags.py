@@ -21,7 +21,7 @@ from ..datasets import load_china_cities_flags
 from ..data_audit.flags import check_flags
 from ..errors import SynthControlError, ConfigError
 from .model import AuditRules
-from .schema import check_table, read_text, unknown
+from .schema import check_table, distinct, read_text, unknown
 
 __all__ = ["FLAGS", "audit_rules", "dropped_donors", "flag_words"]
 
@@ -74,10 +74,10 @@ def _names(table: Mapping[str, Any], key: str, default: tuple, known: list, what
     values = table.get(key, list(default))
     if not all(isinstance(v, str) for v in values):
         raise ConfigError(f"key 'audit.{key}' must be a list of {what}s (strings), got {values!r}")
-    for value in values:
+    for value in distinct(values, f"audit.{key}", what):
         if strict and known and value not in known:
             raise ConfigError(unknown(f"audit.{key}", value, known, what) + " (no flag has it)")
-    return tuple(dict.fromkeys(values))
+    return tuple(values)
 
 
 def _with_logs(flags: pd.DataFrame, logs: Mapping[str, str]) -> pd.DataFrame:

@@ -21,16 +21,16 @@ from .model import (
     ReportOptions,
     SpecCurveOptions,
 )
-from .schema import SCOPES, check_table, choice, nonempty, unknown, window
+from .schema import SCOPES, check_table, choice, distinct, nonempty, unknown, window
 
 __all__ = ["estimators", "fit_options", "inference", "report", "speccurve", "block_options"]
 
 
 def estimator_names(values: list, key: str) -> tuple[str, ...]:
-    for name in values:
+    for name in distinct(values, key, "estimator"):
         if name not in ESTIMATORS:
             raise ConfigError(unknown(key, name, sorted(ESTIMATORS), "estimator"))
-    return tuple(dict.fromkeys(values))
+    return tuple(values)
 
 
 def estimators(table: Mapping[str, Any], pools: tuple[str, ...]) -> tuple[tuple[Estimator, ...],
@@ -52,13 +52,13 @@ def estimators(table: Mapping[str, Any], pools: tuple[str, ...]) -> tuple[tuple[
             raise ConfigError(f"key {key!r}: the reference estimator fits every pool; remove the key")
         if not isinstance(values, list):
             raise ConfigError(f"key {key!r} must be a list of pools, got {values!r}")
-        for pool in nonempty(values, key, "pool"):
+        for pool in distinct(nonempty(values, key, "pool"), key, "pool"):
             if pool not in pools:
                 raise ConfigError(unknown(key, pool, list(pools), "pool") + " (pools of the main analysis)")
     scope = choice(table.get("outcomes", "headline"), ("headline", "all"), "estimators.outcomes")
     ordered = (REFERENCE_ESTIMATOR, *(n for n in names if n != REFERENCE_ESTIMATOR))
     return tuple(Estimator(n, tuple(sorted(options.get(n, {}).items())),
-                           pools=tuple(dict.fromkeys(own_pools[n])) if n in own_pools else None)
+                           pools=tuple(own_pools[n]) if n in own_pools else None)
                  for n in ordered), scope
 
 
@@ -137,11 +137,12 @@ def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: li
     if n_lags < 1:
         raise ConfigError(f"key 'speccurve.n_lags' must be at least 1, got {n_lags}")
     windows = tuple(window(w, f"speccurve.fit_windows[{i}]") for i, w in enumerate(table.get("fit_windows", [])))
+    distinct([list(w) for w in windows], "speccurve.fit_windows", "window")
     if "pools" in table:
-        for name in nonempty(table["pools"], "speccurve.pools", "pool"):
+        for name in distinct(nonempty(table["pools"], "speccurve.pools", "pool"), "speccurve.pools", "pool"):
             if name not in known:
                 raise ConfigError(unknown("speccurve.pools", name, known, "pool") + "; define it under [pools]")
-        pools = tuple(dict.fromkeys(table["pools"]))
+        pools = tuple(table["pools"])
     names = nonempty(table.get("estimators", [REFERENCE_ESTIMATOR]), "speccurve.estimators", "estimator")
     return SpecCurveOptions(
         estimators=estimator_names(names, "speccurve.estimators"),
@@ -154,11 +155,12 @@ def speccurve(table: Mapping[str, Any] | None, pools: tuple[str, ...], known: li
 
 def block_options(table: Mapping[str, Any], blocks: tuple[Block, ...], pools: tuple[str, ...]) -> BlockOptions:
     """The options of ``[blocks]`` (its ``treated`` table is resolved into ``blocks``)."""
-    names = nonempty(table.get("estimators", ["sdid"]), "blocks.estimators", "estimator")
+    names = distinct(nonempty(table.get("estimators", ["sdid"]), "blocks.estimators", "estimator"),
+                     "blocks.estimators", "estimator")
     for name in names:
         choice(name, SEVERAL_ESTIMATORS, "blocks.estimators")
-    chosen = tuple(dict.fromkeys(table.get("pools", list(pools))))
-    for pool in nonempty(list(chosen), "blocks.pools", "pool"):
+    chosen = tuple(table.get("pools", list(pools)))
+    for pool in distinct(nonempty(list(chosen), "blocks.pools", "pool"), "blocks.pools", "pool"):
         if pool not in pools:
             raise ConfigError(unknown("blocks.pools", pool, list(pools), "pool") + " (pools of the main analysis)")
     replications = table.get("n_replications", 200)
@@ -166,7 +168,7 @@ def block_options(table: Mapping[str, Any], blocks: tuple[Block, ...], pools: tu
         raise ConfigError(f"key 'blocks.n_replications' must be at least 2, got {replications}")
     return BlockOptions(
         blocks=blocks,
-        estimators=tuple(dict.fromkeys(names)),
+        estimators=tuple(names),
         outcomes=choice(table.get("outcomes", "headline"), ("headline", "all"), "blocks.outcomes"),
         pools=chosen,
         standard_error=choice(table.get("standard_error", "placebo"), ("placebo", "jackknife"),

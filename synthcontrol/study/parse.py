@@ -49,7 +49,8 @@ from .data import DATASETS, check_column, load_data
 from .expand import DonorRules, block_tasks, curve_tasks, tasks
 from .flags import audit_rules
 from .model import Analysis, Block, BlockOptions, Claim, Group, Outcome, Pool, StudyConfig, StudyData
-from .schema import check_table, choice, nonempty, read_toml, unknown, window
+from .schema import (check_table, choice, distinct, distinct_names, nonblank, nonempty, read_toml, unknown,
+                     window)
 from .validate import check_designs, probe_estimators, study_panel
 
 __all__ = ["load_config", "DATASETS"]
@@ -101,6 +102,7 @@ def _groups(raw: Mapping[str, Any], data: StudyData) -> tuple[Group, ...]:
     groups: list[Group] = []
     for name, table in raw.get("groups", {}).items():
         where = f"groups.{name}"
+        nonblank(name, f'groups."{name}"')
         units = _unit_set(table, where, "groups.*", data, {g.name: g.units for g in groups})
         groups.append(Group(name, units, table.get("description", "")))
     return tuple(groups)
@@ -112,7 +114,8 @@ def _pools(raw: Mapping[str, Any], data: StudyData, groups: Mapping[str, tuple])
     if not tables:
         return (Pool("all", tuple(pd.unique(data.frame[data.unit]).tolist()), "every unit of the data"),)
     return tuple(
-        Pool(name, _unit_set(table, f"pools.{name}", "pools.*", data, groups), table.get("description", ""))
+        Pool(nonblank(name, f'pools."{name}"'), _unit_set(table, f"pools.{name}", "pools.*", data, groups),
+             table.get("description", ""))
         for name, table in tables.items()
     )
 
@@ -130,7 +133,7 @@ def _unit_set(table: Any, where: str, schema: str, data: StudyData, groups: Mapp
         column = table["column"]
         if column not in data.frame.columns:
             raise ConfigError(unknown(f"{where}.column", column, list(data.frame.columns), "column"))
-        values = nonempty(table["values"], f"{where}.values", "value")
+        values = distinct(nonempty(table["values"], f"{where}.values", "value"), f"{where}.values", "value")
         frame = data.frame
         units = tuple(pd.unique(frame.loc[frame[column].isin(values), data.unit]).tolist())
         if not units:
@@ -143,7 +146,7 @@ def _resolve_units(values: list, key: str, data: StudyData, groups: Mapping[str,
     """Unit identifiers and ``group:NAME`` references -> unit identifiers, checked."""
     units = set(pd.unique(data.frame[data.unit]).tolist())
     resolved = []
-    for value in values:
+    for value in distinct(values, key, "unit"):
         if isinstance(value, str) and value.startswith("group:"):
             group = value.removeprefix("group:")
             if group not in groups:
@@ -155,7 +158,7 @@ def _resolve_units(values: list, key: str, data: StudyData, groups: Mapping[str,
             resolved.append(value)
         else:
             raise ConfigError(_unknown_unit(key, value, units, data))
-    return tuple(dict.fromkeys(resolved))
+    return tuple(dict.fromkeys(resolved))  # groups may overlap, and each other or a unit listed
 
 
 def _unknown_unit(key: str, value: Any, units: set, data: StudyData) -> str:
@@ -175,10 +178,10 @@ def _kind(value: Any) -> str:
 
 def _pool_names(values: list, key: str, pools: tuple[Pool, ...]) -> tuple[str, ...]:
     known = [p.name for p in pools]
-    for name in nonempty(values, key, "pool"):
+    for name in distinct(nonempty(values, key, "pool"), key, "pool"):
         if name not in known:
             raise ConfigError(unknown(key, name, known, "pool") + "; define it under [pools]")
-    return tuple(dict.fromkeys(values))
+    return tuple(values)
 
 
 # -- outcomes and predictors ------------------------------------------------------------
@@ -194,6 +197,7 @@ def _outcomes(items: list, data: StudyData) -> tuple[Outcome, ...]:
     columns = [o.column for o in outcomes]
     if len(set(columns)) != len(columns):
         raise ConfigError(f"an outcome column is listed twice in [[outcomes]] ({columns}); list each once")
+    distinct_names([o.label for o in outcomes], [f"outcomes[{i}].label" for i in range(len(outcomes))], "outcome")
     return outcomes
 
 
@@ -208,6 +212,7 @@ def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
     predictors = tuple(
         _predictor(p, f"{where}.predictors[{j}]", frame) for j, p in enumerate(item.get("predictors", []))
     )
+    distinct([p.label for p in predictors], f"{where}.predictors", "predictor")
     return Outcome(
         column=column,
         label=item.get("label", column),
@@ -271,7 +276,8 @@ def _sensitivity(item: Any, index: int, main: Analysis, outcomes: tuple[Outcome,
     if fit_window is None and main.fit_window is not None:
         fit_window = (main.fit_window[0], min(main.fit_window[1], start - 1))
     known = [o.column for o in outcomes]
-    for column in nonempty(item.get("outcomes", known), f"{where}.outcomes", "outcome"):
+    chosen = nonempty(item.get("outcomes", known), f"{where}.outcomes", "outcome")
+    for column in distinct(chosen, f"{where}.outcomes", "outcome"):
         if column not in known:
             raise ConfigError(unknown(f"{where}.outcomes", column, known, "outcome") +
                               "; list outcomes declared under [[outcomes]]")
@@ -333,6 +339,8 @@ def _analyses(raw: Mapping[str, Any], outcomes: tuple[Outcome, ...], pools: tupl
     main = _main_analysis(raw, outcomes, names, data, groups)
     analyses = (main, *(_sensitivity(item, i, main, outcomes, pools, data, groups)
                         for i, item in enumerate(raw.get("sensitivity", []))))
+    distinct_names([a.name for a in analyses[1:]], [f"sensitivity[{i}].name" for i in range(len(analyses) - 1)],
+                   "sensitivity analysis")
     periods = data.periods
     for i, analysis in enumerate(analyses):
         _check_years(analysis, outcomes, periods, "design" if i == 0 else f"sensitivity[{i - 1}]")
@@ -354,7 +362,7 @@ def _build(raw: dict, path: Path, data: StudyData) -> StudyConfig:
     main_pools = analyses[0].pools
     estimators, scope = parse_options.estimators(raw.get("estimators", {}), main_pools)
     return StudyConfig(
-        title=study["title"],
+        title=nonblank(study["title"], "study.title", "title"),
         description=study.get("description", ""),
         sources=tuple(str(s) for s in study.get("sources", [])),
         source=path,
@@ -386,15 +394,16 @@ def _claims(items: list, outcomes: tuple[Outcome, ...]) -> tuple[Claim, ...]:
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be a table ([[claims]]), got {item!r}")
         check_table(item, "claims", where)
-        for column in item.get("outcomes", []):
+        for column in distinct(item.get("outcomes", []), f"{where}.outcomes", "outcome"):
             if column not in known:
                 raise ConfigError(unknown(f"{where}.outcomes", column, known, "outcome") +
                                   "; list outcomes declared under [[outcomes]], or none for a claim the data "
                                   "cannot measure")
         direction = choice(item["direction"], ("increase", "decrease"), f"{where}.direction") \
             if "direction" in item else None
-        claims.append(Claim(item["name"], item["statement"], tuple(dict.fromkeys(item.get("outcomes", []))),
-                            direction, item.get("note", "")))
+        claims.append(Claim(item["name"], nonblank(item["statement"], f"{where}.statement", "statement"),
+                            tuple(item.get("outcomes", [])), direction, item.get("note", "")))
+    distinct_names([c.name for c in claims], [f"claims[{i}].name" for i in range(len(claims))], "claim")
     return tuple(claims)
 
 
@@ -403,6 +412,7 @@ def _blocks(table: Any, main: Analysis, data: StudyData, groups: Mapping[str, tu
     blocks = []
     for name, values in table["treated"].items():
         key = f"blocks.treated.{name}"
+        nonblank(name, f'blocks.treated."{name}"')
         if not isinstance(values, list):
             raise ConfigError(f"key {key!r} must be a list of treated units or groups, got {values!r}")
         units = _resolve_units(nonempty(values, key, "unit"), key, data, groups)

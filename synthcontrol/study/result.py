@@ -10,7 +10,9 @@ Fit quality
     ratio up to ``fit_good`` (default 0.25) is a "good" fit, up to ``fit_fair`` (0.5)
     "fair", above it "poor": a poor synthetic control misses the treated unit by
     more than half of how much units differ or the unit itself moved, and its gaps
-    say little (see :func:`fit_quality`).
+    say little (see :func:`fit_quality`). A fit with a single pre-treatment period
+    is not judged (``fit_ratio`` NaN, ``fit_quality`` empty): its spread over time
+    is undefined.
 
 Identification
     A fit whose pre-period MSPE is more than ``identified_ratio`` (default 10, about
@@ -305,7 +307,8 @@ def per_cent(log_points: float) -> float:
     return float(np.expm1(log_points) * 100)
 
 
-def fit_quality(result: SynthResult, thresholds: tuple[float, float] = (0.25, 0.5)) -> tuple[float, FitQuality]:
+def fit_quality(result: SynthResult,
+                thresholds: tuple[float, float] = (0.25, 0.5)) -> tuple[float, FitQuality | Literal[""]]:
     """Pre-period RMSPE relative to how much the outcome varies, and its label.
 
     The yardstick is the smaller of two spreads over the pre-period: across units
@@ -313,7 +316,9 @@ def fit_quality(result: SynthResult, thresholds: tuple[float, float] = (0.25, 0.
     unit and its donors) and over time (the standard deviation of the treated unit's
     own path). A synthetic control must miss by little compared with both how units
     differ and how the treated unit moved; ``ratio <= good`` is "good", ``<= fair``
-    "fair", above it "poor".
+    "fair", above it "poor". With a single pre-treatment period the spread over time
+    is undefined (and any donor mix near the treated value matches it): the fit is
+    not judged, ``(nan, "")``.
 
     Examples
     --------
@@ -326,6 +331,8 @@ def fit_quality(result: SynthResult, thresholds: tuple[float, float] = (0.25, 0.
     """
     design = result.design
     pre = design.outcome[design.pre_mask]
+    if len(pre) < 2:  # no spread over time, and matching one period says nothing of the fit
+        return np.nan, ""
     across = float(np.sqrt(np.mean(pre.std(axis=1, ddof=1) ** 2)))
     over_time = float(pre[:, 0].std(ddof=1))
     scale = min(across, over_time)

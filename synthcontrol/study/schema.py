@@ -30,12 +30,16 @@ Tables and keys (``*`` required)::
                     exclude, exclude_flagged, drop_audited
 
 Unit lists (``treated``, ``exclude``, ``units``) hold unit identifiers and group
-references ``"group:NAME"``.
+references ``"group:NAME"``. No list holds a value twice, and names that label rows,
+tables or headings (the study's title; the names of groups, pools, blocks, claims and
+sensitivity analyses; outcome labels) are not blank and, where several name things of
+one kind (sensitivity analyses, claims, outcome labels), distinct.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -50,7 +54,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = ["SCHEMA", "SCOPES", "read_text", "read_toml", "check_table", "is_type", "choice", "window",
-           "unknown", "nonempty"]
+           "unknown", "nonempty", "distinct", "nonblank", "distinct_names", "in_toml_terms"]
 
 SCOPES = ("all", "headline", "none")
 _TABLE, _LIST = dict, list
@@ -264,6 +268,66 @@ def nonempty(values: list, key: str, what: str) -> list:
     if not values:
         raise ConfigError(f"key {key!r} is an empty list; name at least one {what}")
     return values
+
+
+def distinct(values: list, key: str, what: str) -> list:
+    """``values`` if none is listed twice, else an error naming the first repeat.
+
+    Examples
+    --------
+    >>> distinct(["T", "A", "A"], "blocks.treated.b", "unit")
+    Traceback (most recent call last):
+    ...
+    synthcontrol.errors.ConfigError: key 'blocks.treated.b' lists unit 'A' twice; list each unit once
+    """
+    seen: list = []
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"key {key!r} lists {what} {value!r} twice; list each {what} once")
+        seen.append(value)
+    return values
+
+
+def nonblank(value: str, key: str, what: str = "name") -> str:
+    """``value`` if it is not blank: a name that labels a row, table or heading (or
+    another text the report prints, ``what``)."""
+    if not value.strip():
+        raise ConfigError(f"key {key!r} = {value!r} is blank; give it a {what} that is not blank")
+    return value
+
+
+def distinct_names(values: list[str], keys: list[str], what: str) -> None:
+    """Names of things of one kind (``values``, at ``keys``): each not blank, and no
+    two alike, which would give rows and headings nothing to tell them apart by."""
+    for i, (value, key) in enumerate(zip(values, keys)):
+        nonblank(value, key)
+        if value in values[:i]:
+            first = keys[values.index(value)]
+            raise ConfigError(f"key {key!r} = {value!r} names another {what} too ({first!r}); give each {what} "
+                              "its own name")
+
+
+#: Arguments of sc.Spec and sc.fit that a study sets in its configuration, for messages
+#: raised below the study that name the argument as Python code gives it.
+_ARGUMENT_KEYS = {"drop_incomplete_donors": "donors.drop_incomplete"}
+
+
+def in_toml_terms(message: str) -> str:
+    """``message`` with each argument of sc.Spec or sc.fit that a configuration key
+    sets (``drop_incomplete_donors=True``) written as that key (``drop_incomplete =
+    true`` in ``[donors]``).
+
+    Examples
+    --------
+    >>> in_toml_terms("fill the data, or set drop_incomplete_donors=True")
+    'fill the data, or set drop_incomplete = true in [donors]'
+    """
+    def key(match: re.Match) -> str:
+        table, _, option = _ARGUMENT_KEYS[match[1]].rpartition(".")
+        return f"{option} = {match[2].lower()} in [{table}]"
+
+    pattern = rf"\b({'|'.join(_ARGUMENT_KEYS)})=(True|False)\b"
+    return re.sub(pattern, key, message)
 
 
 def window(value: Any, key: str) -> tuple[int, int]:

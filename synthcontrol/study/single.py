@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable, Union
+from collections.abc import Iterable, Mapping
+from typing import Hashable, Union
 
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecError
+from .._validation import describe
+from ..errors import ArgumentError, SpecError
 from ..inference import (
     ConformalResult,
     InTimePlaceboResult,
@@ -37,19 +39,35 @@ __all__ = ["study_of", "InferenceResult"]
 InferenceResult = Union[PlaceboResult, LeaveOneOutResult, InTimePlaceboResult, ConformalResult, PooledResult]
 _KINDS = {PlaceboResult: "placebo", LeaveOneOutResult: "leave_one_out", InTimePlaceboResult: "in_time",
           ConformalResult: "conformal"}
+_RESULTS = (*_KINDS, PooledResult)
+_EXPECTED = ("None, an inference result (placebo_test, leave_one_out, in_time_placebo, conformal or "
+             "pooled_test) or a list of them")
 
 
 def study_of(
     fits: SynthResult | SynthResults,
     *,
-    inference: Iterable[InferenceResult] = (),
+    inference: InferenceResult | Iterable[InferenceResult] | None = (),
     title: str | None = None,
 ) -> StudyResult:
     """A one-task study of ``fits`` (one fit, or several treated units of one spec)
     and the inference results given for them.
 
+    Parameters
+    ----------
+    fits : SynthResult or SynthResults
+    inference : inference result, iterable of them, or None
+        Placebo, leave-one-out, in-time, conformal and pooled results of ``fits``
+        (one result alone, or several); ``None`` or empty: no inference.
+    title : str, optional
+        The report's title (not blank); by default it names the outcome and the
+        treated units.
+
     Raises
     ------
+    ArgumentError
+        When ``inference`` holds something other than inference results, or
+        ``title`` is not a non-blank text.
     SpecError
         When ``fits`` is not a fit, the fits differ in outcome, start or estimator, or
         an inference result belongs to no fit or is given twice.
@@ -68,7 +86,8 @@ def study_of(
     """
     results = _fits(fits)
     first = results[0]
-    units, pooled = _attach(results, tuple(inference))
+    title = check_title(title)
+    units, pooled = _attach(results, inference_results(inference))
     task = Task(analysis="main", outcome=_outcome(first), pool="donors", estimator=first.estimator,
                 spec=first.spec, estimator_options=first.options.estimator_options, plan=_plan(units, pooled))
     spec = first.spec
@@ -99,6 +118,41 @@ def _fits(fits: SynthResult | SynthResults) -> list[SynthResult]:
     raise SpecError(f"a report needs a SynthResult, SynthResults or StudyResult, got {type(fits).__name__}")
 
 
+def inference_results(value: object, name: str = "inference") -> tuple[InferenceResult, ...]:
+    """``value`` as a tuple of inference results: one result, an iterable of them, or
+    ``None`` (none).
+
+    Examples
+    --------
+    >>> inference_results(None)
+    ()
+    >>> inference_results([3])
+    Traceback (most recent call last):
+    ...
+    synthcontrol.errors.ArgumentError: inference[0] is the integer 3, not an inference result; ...
+    """
+    if value is None:
+        return ()
+    if isinstance(value, _RESULTS):
+        return (value,)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ArgumentError(f"{name} must be {_EXPECTED}, got {describe(value)}")
+    items = tuple(value)
+    for i, item in enumerate(items):
+        if not isinstance(item, _RESULTS):
+            raise ArgumentError(f"{name}[{i}] is {describe(item)}, not an inference result; {name} must be "
+                                f"{_EXPECTED}")
+    return items
+
+
+def check_title(value: object, name: str = "title") -> str | None:
+    """``value`` if it is ``None`` or a text that is not blank."""
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise ArgumentError(f"{name} must be None (a title naming the outcome and treated units) or a non-blank "
+                        f"text, got {describe(value)}")
+
+
 def _attach(results: list[SynthResult], given: tuple) -> tuple[tuple[UnitResult, ...], PooledResult | None]:
     """Each inference result matched to its fit by treated unit."""
     by_unit: dict[Hashable, dict] = {r.treated: {} for r in results}
@@ -106,10 +160,7 @@ def _attach(results: list[SynthResult], given: tuple) -> tuple[tuple[UnitResult,
     for item in given:
         if isinstance(item, PooledResult):
             continue
-        kind = _KINDS.get(type(item))
-        if kind is None:
-            raise SpecError(f"inference results are placebo, leave-one-out, in-time, conformal or pooled results; "
-                            f"got {type(item).__name__}")
+        kind = next(k for cls, k in _KINDS.items() if isinstance(item, cls))
         slot = by_unit.get(item.treated)
         if slot is None or kind in slot:
             raise SpecError(f"{type(item).__name__} of {item.treated!r} is given twice or belongs to no fit "

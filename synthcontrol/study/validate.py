@@ -19,6 +19,7 @@ from ..options import FitOptions
 from ..results import SynthResult
 from ..spec import Design, Spec, prepare
 from .model import BlockTask, Estimator, StudyConfig, Task
+from .schema import in_toml_terms
 
 __all__ = ["study_panel", "probe_estimators", "check_designs", "uses_predictor_weights"]
 
@@ -53,7 +54,8 @@ def probe_estimators(config: StudyConfig, panel: Panel) -> tuple[Estimator, ...]
                 warnings.simplefilter("ignore")  # the cheap search is no fit to warn about
                 result = fit_design(design, options=options)
         except SynthControlError as error:
-            raise ConfigError(f"estimator {estimator.name!r} cannot fit {_describe(task, treated)}: {error}") from error
+            raise ConfigError(f"estimator {estimator.name!r} cannot fit {_describe(task, treated)}: "
+                              f"{in_toml_terms(str(error))}") from error
         probed.append(replace(estimator, uses_predictor_weights=uses_predictor_weights(result)))
     return tuple(probed)
 
@@ -109,7 +111,7 @@ def _design(panel: Panel, spec: Spec, where: str) -> Design:
             warnings.simplefilter("ignore")  # dropped donors are logged when the task is fitted
             return prepare(panel, spec)
     except SynthControlError as error:
-        raise ConfigError(f"{where}: {error}") from error
+        raise ConfigError(f"{where}: {in_toml_terms(str(error))}") from error
 
 
 def _check_inference(task: Task, treated: Hashable, design: Design) -> None:
