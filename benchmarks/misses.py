@@ -33,6 +33,7 @@ measures three things:
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import json
 import sys
@@ -55,8 +56,11 @@ from synthcontrol.weights.starts import _fixed_starts  # noqa: E402
 
 #: A residual below this share of the largest predictor discrepancy counts as an exact fit.
 EXACT = 1e-5
-#: Default search settings (those of :func:`choose_predictor_weights`).
-DELTA, N_RANDOM, N_LOCAL, N_POLISH, MAX_ITERATIONS = 1e-8, 2000, 6, 3, 200
+#: The default search settings, read from :func:`choose_predictor_weights`.
+_DEFAULTS = {name: p.default for name, p in inspect.signature(choose_predictor_weights).parameters.items()}
+DELTA, N_RANDOM, N_LOCAL, N_POLISH, MAX_ITERATIONS = (
+    _DEFAULTS[name] for name in ("min_predictor_weight", "n_random_starts", "n_local", "n_polish", "max_iterations")
+)
 #: Depth of the other predictors below the exactly fitted ones in the face search (log).
 FACE_DEPTH = float(np.log(1e-2))
 
