@@ -49,9 +49,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 from benchmarks.quality import TARGETS  # noqa: E402
 from benchmarks.reference import REFERENCE, SETS, nested_problem  # noqa: E402
-from synthcontrol.weights import _multistart, choose_predictor_weights  # noqa: E402
+from synthcontrol.weights import choose_predictor_weights  # noqa: E402
 from synthcontrol.weights.canonical import _Problem  # noqa: E402
-from synthcontrol.weights.search import _settings  # noqa: E402
+from synthcontrol.weights.search import _search  # noqa: E402
 from synthcontrol.weights.starts import _fixed_starts  # noqa: E402
 
 #: A residual below this share of the largest predictor discrepancy counts as an exact fit.
@@ -77,30 +77,17 @@ def own_qp(C: np.ndarray, D: np.ndarray, v: np.ndarray, w: np.ndarray) -> float:
     dual = C.T @ (v * r)
     S = np.flatnonzero(dual - dual.min() <= 1e-7 * np.abs(dual).max())
     sigma = np.where(np.abs(r) <= EXACT * np.abs(C).max(), 0.0, np.sign(r))
-    u = cp.Variable(S.size)
-    fitted = C[:, S] @ u
-    constraints = [u >= 0, cp.sum(u) == 1]
-    constraints += [fitted[k] == 0 if sigma[k] == 0 else sigma[k] * fitted[k] >= 0 for k in range(C.shape[0])]
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(D[:, S] @ u) / D.shape[0]), constraints)
-    problem.solve(solver=cp.CLARABEL)
-    return float(problem.value)
+    return best_fit_with_residual_signs(C[:, S], D[:, S], sigma)
 
 
 def face_search(problem: _Problem, top: list[int]) -> float:
     """The default search with every start holding ``top`` at the largest weight."""
-    K = problem.K
-    others = [k for k in range(K) if k not in top]
+    others = [k for k in range(problem.K) if k not in top]
     fixed = _fixed_starts(len(others), N_RANDOM, 0, DELTA)
-    starts = np.zeros((fixed.shape[0], K))
+    starts = np.zeros((fixed.shape[0], problem.K))
     starts[:, others] = fixed + FACE_DEPTH
-    rows = 1 + N_LOCAL + N_POLISH + 2
-    xs, losses = np.empty((rows, K)), np.empty(rows)
-    converged = np.empty(rows, dtype=np.bool_)
-    supports = np.empty((rows, problem.workspace.M.shape[0]), dtype=np.int64)
-    count = _multistart.run_search(starts, DELTA, problem.workspace.M, problem.D, problem.workspace.state,
-                                   N_LOCAL, N_POLISH, _settings(DELTA, MAX_ITERATIONS), xs, losses, converged,
-                                   supports)
-    return float(losses[:count].min()) * problem.D_scale**2
+    points = _search(problem, starts, DELTA, N_LOCAL, N_POLISH, MAX_ITERATIONS)
+    return min(point.loss for point in points) * problem.D_scale**2
 
 
 def best_fit_with_residual_signs(C: np.ndarray, D: np.ndarray, sigma: np.ndarray) -> float:

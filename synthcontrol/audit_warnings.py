@@ -28,18 +28,19 @@ __all__ = ["FLAGGED_WEIGHT", "audit_flags", "audit_windows", "flags_for_periods"
 FLAGGED_WEIGHT = 1e-3
 
 
-def audit_flags(audit: pd.DataFrame | bool | None, data: pd.DataFrame | Panel, spec: Spec) -> pd.DataFrame | None:
+def audit_flags(
+    audit: pd.DataFrame | bool | None, data: pd.DataFrame | Panel, spec: Spec, panel: Panel
+) -> pd.DataFrame | None:
     """The flags ``sc.fit(..., audit=)`` checks: None, the audit of the columns ``spec``
-    uses (``audit=True``), or the given frame, checked against ``data``: its periods
-    converted to the type of the data's period column (:func:`flags_for_periods`),
-    and an :class:`~synthcontrol.errors.AuditWarning` for flags whose unit, column or
-    period is not in the data (they can match nothing)."""
+    uses (``audit=True``), or the given frame, checked against ``data`` (validated as
+    ``panel``): its periods converted to the type of the data's period column
+    (:func:`flags_for_periods`), and an :class:`~synthcontrol.errors.AuditWarning` for
+    flags whose unit, column or period is not in the data (they can match nothing)."""
     if audit is None or audit is False or audit is np.False_:
         return None
     if audit is True or audit is np.True_:
         return run_audit(data, unit=spec.unit, time=spec.time, columns=spec.variables)
     flags = check_flags(audit)
-    panel = data if isinstance(data, Panel) else Panel.from_frame(data, unit=spec.unit, time=spec.time, variables=[])
     columns = list(panel.values) if isinstance(data, Panel) else [*data.columns, *data.index.names]
     flags = flags_for_periods(flags, panel.periods, spec.time)
     _warn_unmatched(flags, {"unit": panel.units, "column": columns, "period": panel.periods})

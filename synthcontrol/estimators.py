@@ -152,8 +152,9 @@ def fit(
     )
     if options.certify and predictor_weights is not None:
         raise SpecError("certify=True certifies chosen predictor weights; drop predictor_weights or certify")
-    designs = prepare_designs(data, spec)
-    flags = audit_flags(audit, data, spec)
+    panel = _as_panel(data, spec)
+    designs = prepare_designs(panel, spec)
+    flags = audit_flags(audit, data, spec, panel)
     results = {
         treated: fit_design(design, predictor_weights=_check_v(predictor_weights, design), options=options)
         for treated, design in designs.items()
@@ -169,13 +170,18 @@ def fit(
 
 def prepare_designs(data: pd.DataFrame | Panel, spec: Spec) -> dict[Hashable, Design]:
     """Validate ``data`` against ``spec`` and build one design per treated unit."""
-    if not isinstance(spec, Spec):
-        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
-    panel = data if isinstance(data, Panel) else Panel.from_frame(
-        data, unit=spec.unit, time=spec.time, variables=spec.variables
-    )
+    panel = _as_panel(data, spec)
     require_treated_units(panel, spec)
     return {t: prepare(panel, spec.for_treated(t)) for t in spec.treated_units}
+
+
+def _as_panel(data: pd.DataFrame | Panel, spec: Spec) -> Panel:
+    """``data`` as a validated panel of the variables ``spec`` uses (a panel as it is)."""
+    if not isinstance(spec, Spec):
+        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    if isinstance(data, Panel):
+        return data
+    return Panel.from_frame(data, unit=spec.unit, time=spec.time, variables=spec.variables)
 
 
 @dataclass(frozen=True)

@@ -250,9 +250,9 @@ def _warn_short_or_missing(
             "(placebo p-values) mean little; widen fit_window or move treatment_start later",
             ShortPrePeriodWarning,
         )
-    outcome = panel.values[spec.outcome]
-    missing = [p for p in panel.periods if p >= spec.treatment_start and p not in periods
-               and np.isfinite(outcome.loc[p, list(donors)].to_numpy()).any()]
+    absent = [p for p in panel.periods if p >= spec.treatment_start and p not in periods]
+    others_have = np.isfinite(panel.matrix(spec.outcome, absent, donors)).any(axis=1)
+    missing = [p for p, held in zip(absent, others_have) if held]
     if missing:
         warn(
             f"outcome '{spec.outcome}' of treated unit {treated!r} is missing in post-treatment "
