@@ -25,7 +25,7 @@ import pandas as pd
 from ._validation import check_seed
 from .audit_warnings import FLAGGED_WEIGHT, audit_flags, warn_flagged
 from .certify import Certificate, certify_nested
-from .errors import ArgumentError, SpecError
+from .errors import ArgumentError, MissingColumnError, SpecError
 from .options import FitOptions, SearchOptions
 from .panel import Panel
 from .registry import ESTIMATORS, register_estimator
@@ -180,6 +180,13 @@ def _as_panel(data: pd.DataFrame | Panel, spec: Spec) -> Panel:
     if not isinstance(spec, Spec):
         raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
     if isinstance(data, Panel):
+        missing = [v for v in spec.variables if v not in data.values]
+        if missing:
+            raise MissingColumnError(
+                f"the panel given as data holds no variable {missing} (it holds {sorted(data.values)}); "
+                f"build it with Panel.from_frame(..., variables=[...]) listing every variable the spec uses "
+                f"({spec.variables}), or pass the data frame"
+            )
         return data
     return Panel.from_frame(data, unit=spec.unit, time=spec.time, variables=spec.variables)
 

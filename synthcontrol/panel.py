@@ -221,7 +221,7 @@ def _numeric_column(frame: pd.DataFrame, name: str, unit: str, time: str) -> np.
         converted = pd.to_numeric(column, errors="coerce")
         bad = converted.isna() & column.notna()
         if bad.any() or column.dtype == bool:
-            row = frame.loc[bad].iloc[0] if bad.any() else frame.iloc[0]
+            row = _row(frame, int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0)
             raise NonNumericError(
                 f"column '{name}' is not numeric: unit {row[unit]!r}, period {row[time]!r} "
                 f"holds {row[name]!r}; convert it with pd.to_numeric or drop the column"

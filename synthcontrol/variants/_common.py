@@ -8,15 +8,16 @@ placebos, leave-one-out and conformal inference refit it without special cases.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..estimators import Estimate
 from ..spec import Design
 from ..weights import NestedSolution, outcome_loss
+from ..weights.canonical import canonical_columns
 
-__all__ = ["is_nonnegative_number", "is_positive_int", "pre_outcomes", "outcome_estimate"]
+__all__ = ["is_nonnegative_number", "is_positive_int", "pre_outcomes", "outcome_estimate", "in_canonical_form"]
 
 
 def is_nonnegative_number(value: Any) -> bool:
@@ -32,6 +33,33 @@ def is_nonnegative_number(value: Any) -> bool:
 def is_positive_int(value: Any) -> bool:
     """True for an integer >= 1 (not a bool)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def in_canonical_form(solve: Callable[[np.ndarray], np.ndarray], C: np.ndarray) -> np.ndarray:
+    """Donor weights of a simplex problem whose optimum may not be unique, the same
+    for any donor order and donor names.
+
+    ``solve(columns)`` solves the problem on the donors ``columns`` (indices into the
+    columns of ``C``, the data the problem sees of each donor) and returns their
+    weights. It is called with the donors sorted by their data and exact duplicate
+    columns merged (:func:`~synthcontrol.weights.canonical.canonical_columns`, as
+    the classic core does); a merged donor's weight is split equally among its
+    copies. Valid for objectives that depend on the donors only through ``C`` (a
+    duplicate's weight can then move to its copy without changing the objective).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from synthcontrol.weights import simplex_least_squares
+    >>> C = np.array([[1.0, -1.0, -1.0]])                 # donors 2 and 3 are copies
+    >>> in_canonical_form(lambda cols: simplex_least_squares(C[:, cols])[0], C).tolist()
+    [0.5, 0.25, 0.25]
+    """
+    order, new_group = canonical_columns(C)
+    group = np.cumsum(new_group) - 1
+    weights = np.empty(order.size)
+    weights[order] = (solve(order[new_group]) / np.bincount(group))[group]
+    return weights
 
 
 def pre_outcomes(design: Design) -> tuple[np.ndarray, np.ndarray]:

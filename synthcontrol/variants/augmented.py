@@ -45,7 +45,7 @@ from dataclasses import replace
 import numpy as np
 
 from .._arrays import rmspe
-from ..errors import SpecError
+from ..errors import DonorPoolError, SpecError
 from ..estimators import Estimate, FitRequest, nested_search
 from ..registry import Setting, register_estimator
 from ..spec import Design
@@ -188,14 +188,7 @@ def fit_augmented(design: Design, request: FitRequest) -> Estimate:
     base = nested_search(design, request)
     X, _ = design.scaled_predictors()
     z1, Z0 = design.outcome[design.fit_mask, 0], design.outcome[design.fit_mask, 1:]
-    _check_holdout(settings["holdout"], len(z1))
-    if settings["lambda_"] is None:
-        lambda_, lambdas, errors = choose_ridge_lambda(
-            z1, Z0, holdout=settings["holdout"], min_1se=settings["min_1se"]
-        )
-        cv = tuple(zip(lambdas.tolist(), errors.tolist()))
-    else:
-        lambda_, cv = float(settings["lambda_"]), ()
+    lambda_, cv = _ridge_lambda(z1, Z0, settings)
     w = ridge_correction(z1, Z0, base.weights, lambda_)
     C = discrepancy(X[:, 0], X[:, 1:], base.predictor_weights)
     solution = replace(
@@ -221,9 +214,32 @@ def fit_augmented(design: Design, request: FitRequest) -> Estimate:
     return Estimate(solution, details=details)
 
 
-def _check_holdout(holdout: int, T0: int) -> None:
-    if holdout >= T0 - 1:
+def _ridge_lambda(z1: np.ndarray, Z0: np.ndarray, settings: dict) -> tuple[float, tuple]:
+    """``(lambda, cv_errors)``: the given ``lambda_``, else the cross-validated one.
+
+    Raises
+    ------
+    SpecError
+        Too few fit-window periods for the hold-out folds.
+    DonorPoolError
+        Donors identical in every fit-window period: the ridge grid is empty.
+    """
+    if settings["lambda_"] is not None:
+        return float(settings["lambda_"]), ()
+    holdout, T0 = settings["holdout"], len(z1)
+    if holdout > T0 - 2:
+        fix = f"use holdout <= {T0 - 2}, " if T0 > 2 else ""
         raise SpecError(
-            f"estimator_options['holdout']={holdout} leaves too few of the {T0} pre-period "
-            f"periods to train on; use at most {T0 - 2}"
+            f"estimator_options['holdout']={holdout} leaves too few of the {T0} fit-window periods to "
+            f"cross-validate lambda_ (it needs holdout <= T0 - 2): {fix}give "
+            "estimator_options['lambda_'] (a number > 0) or widen fit_window"
         )
+    if np.ptp(Z0, axis=1).max() == 0:
+        raise DonorPoolError(
+            "estimator 'augmented': the donors have identical outcomes in every fit-window period, so "
+            "the ridge correction is zero for every lambda_ and cross-validation has nothing to choose: "
+            "give estimator_options['lambda_'] (any number > 0 gives the synthetic control) or use "
+            "estimator='classic'"
+        )
+    lambda_, lambdas, errors = choose_ridge_lambda(z1, Z0, holdout=holdout, min_1se=settings["min_1se"])
+    return lambda_, tuple(zip(lambdas.tolist(), errors.tolist()))

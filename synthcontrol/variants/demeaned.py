@@ -8,6 +8,10 @@ matching the de-meaned outcomes over the simplex,
 
 then shifting the synthetic outcome by ``intercept = mean(z1) - mean(Z0) w``, is the
 same as minimising ``|z1 - Z0 w - c|^2`` over simplex ``w`` and a free constant ``c``.
+Where several ``w`` are optimal (donors parallel over the pre-period, more donors
+than pre-periods and an exact fit) the donors are taken in canonical order, exact
+duplicates sharing their weight equally, so the choice does not depend on the
+order or the names of the donors.
 The fit-window periods before treatment are the pre-period; the spec's predictors
 are not used. The problem is the project's exact simplex least squares.
 """
@@ -20,7 +24,7 @@ from ..estimators import Estimate, FitRequest
 from ..registry import register_estimator
 from ..spec import Design
 from ..weights import simplex_least_squares
-from ._common import outcome_estimate, pre_outcomes
+from ._common import in_canonical_form, outcome_estimate, pre_outcomes
 
 __all__ = ["demeaned_weights", "fit_demeaned"]
 
@@ -49,8 +53,11 @@ def demeaned_weights(z1: np.ndarray, Z0: np.ndarray) -> tuple[np.ndarray, float]
     >>> np.round(w, 10).tolist(), round(c, 10)
     ([1.0, 0.0], 10.0)
     """
-    centred = Z0 - Z0.mean(axis=0)
-    weights, _ = simplex_least_squares(centred - (z1 - z1.mean())[:, None])
+    gaps = (Z0 - Z0.mean(axis=0)) - (z1 - z1.mean())[:, None]
+    # Donors parallel over the pre-period, or more donors than pre-periods, leave
+    # many optimal weightings with different post-period paths: canonical form
+    # makes the choice independent of the donor order and names.
+    weights = in_canonical_form(lambda columns: simplex_least_squares(gaps[:, columns])[0], gaps)
     return weights, float(z1.mean() - Z0.mean(axis=0) @ weights)
 
 

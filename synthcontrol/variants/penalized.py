@@ -21,7 +21,11 @@ The problem is a quadratic programme with a linear term on the simplex, solved
 exactly by the weighting core's :func:`~synthcontrol.weights.simplex_qp` (a primal
 active set on the KKT system, checked on every donor, with the cvxpy model as its
 fallback); :func:`penalized_weights_cvxpy` is the independent cvxpy formulation the
-tests compare it with.
+tests compare it with. Once ``lambda`` is large enough for the nearest-neighbour
+limit to be exact (see :func:`_penalized_qp`) that limit is computed directly, so
+any finite ``lambda`` is solved. The donors are taken in canonical order, exact
+duplicates merged (:func:`~._common.in_canonical_form`), so that where the optimum
+is not unique (``lambda = 0``, ties) the answer does not depend on their order.
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ import numpy as np
 from ..estimators import Estimate, FitRequest, nested_search
 from ..registry import Setting, register_estimator
 from ..spec import Design
-from ..weights import discrepancy, outcome_loss, simplex_qp
+from ..weights import discrepancy, outcome_loss, simplex_least_squares, simplex_qp
 from ..weights.solvers import simplex_qp_cvxpy
-from ._common import is_nonnegative_number
+from ._common import in_canonical_form, is_nonnegative_number
 
 __all__ = [
     "DEFAULT_LAMBDAS",
@@ -85,6 +89,26 @@ def penalized_weights(x1: np.ndarray, X0: np.ndarray, v: np.ndarray, lambda_: fl
     array([0., 0., 1.])
     """
     C, d = _gaps(x1, X0, v)
+    return in_canonical_form(lambda columns: _penalized_qp(C[:, columns], d[columns], lambda_), C)
+
+
+def _penalized_qp(C: np.ndarray, d: np.ndarray, lambda_: float) -> np.ndarray:
+    """The penalised problem on given columns; its exact large-``lambda`` limit where
+    that limit is reached.
+
+    At a minimiser ``w*`` of ``|C w|^2`` over the donors nearest to the treated
+    unit (``d_j = min d``), the gradient ``2 C'C w* + lambda d`` of any other donor
+    ``k`` exceeds the support's by at least ``lambda (d_k - min d) - 4 max d``
+    (``|C_k . C w*| <= max d``). Once that is positive for every ``k``, ``w*`` is the
+    answer, and is computed as such: scaled to the quadratic term, a penalty many
+    orders of magnitude larger breaks the active set (and cvxpy).
+    """
+    nearest = d == d.min()
+    gap = float(np.min(d[~nearest], initial=np.inf)) - float(d.min())
+    if np.isfinite(gap) and float(lambda_) * gap > 4.0 * float(d.max()):
+        weights = np.zeros(d.size)
+        weights[nearest] = simplex_least_squares(C[:, nearest])[0]
+        return weights
     return simplex_qp(C, lambda_ * d)
 
 

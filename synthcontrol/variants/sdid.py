@@ -43,7 +43,7 @@ from ..estimators import Estimate, FitRequest
 from ..registry import Setting, register_estimator
 from ..spec import Design
 from ..weights import simplex_least_squares
-from ._common import is_nonnegative_number, outcome_estimate
+from ._common import in_canonical_form, is_nonnegative_number, outcome_estimate
 
 __all__ = ["SDIDEstimate", "sdid_estimate", "ridge_simplex", "noise_level", "placebo_standard_error", "fit_sdid", "fit_did"]
 
@@ -80,12 +80,17 @@ def ridge_simplex(A: np.ndarray, b: np.ndarray, zeta: float, intercept: bool = T
     """``argmin |(A - mean) w - (b - mean)|^2 / rows + zeta^2 |w|^2`` over the simplex,
     means over rows (synthdid's ``sc.weight.fw``); because ``sum(w) = 1`` the residual
     is ``(A_c - b_c 1') w``. ``intercept=False`` drops the centring (synthdid's
-    ``sc_estimate`` unit weights)."""
+    ``sc_estimate`` unit weights). With ``zeta = 0`` the optimum may not be unique;
+    the columns are then taken in canonical order (:func:`._common.in_canonical_form`),
+    so that the answer does not depend on their order."""
     rows, cols = A.shape
     if intercept:
         A, b = A - A.mean(axis=0), b - b.mean()
     discrepancy = A - b[:, None]
-    weights, _ = simplex_least_squares(np.vstack([discrepancy, np.sqrt(rows) * zeta * np.eye(cols)]))
+    if zeta == 0:  # no ridge: ties are possible, broken independently of the column order
+        return in_canonical_form(lambda kept: simplex_least_squares(discrepancy[:, kept])[0], discrepancy)
+    with np.errstate(over="ignore"):  # the objective, unused here, overflows for a huge zeta
+        weights, _ = simplex_least_squares(np.vstack([discrepancy, np.sqrt(rows) * zeta * np.eye(cols)]))
     return weights
 
 

@@ -70,7 +70,7 @@ from scipy.stats import norm
 from .._arrays import frozen
 from .._validation import check_choice, check_int, check_number, check_seed
 from ..errors import ArgumentError, DonorPoolError, InferenceWarning, SpecError, warn
-from ..estimators import prepare_designs
+from ..estimators import _as_panel, prepare_designs
 from ..panel import Panel
 from ..periods import coerce_period
 from ..results import Summary
@@ -305,9 +305,7 @@ def fit_several(
     True
     """
     _check_arguments(spec, estimator, standard_error, n_replications, alpha, seed)
-    panel = data if isinstance(data, Panel) else Panel.from_frame(
-        data, unit=spec.unit, time=spec.time, variables=spec.variables
-    )
+    panel = _as_panel(data, spec)
     require_treated_units(panel, spec)
     starts = _starts(panel, spec, treatment_starts)
     blocks = _cohort_data(panel, spec, starts)
