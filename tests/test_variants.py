@@ -252,5 +252,5 @@ def test_outcome_estimators_refuse_predictor_weights(smoking):
 def test_sdid_needs_two_pre_periods(smoking, outcome_spec):
     from dataclasses import replace
 
-    with pytest.raises(SpecError, match="two pre-treatment periods"):
+    with pytest.raises(SpecError, match="two pre-treatment periods"), pytest.warns(sc.ShortPrePeriodWarning):
         sc.fit(smoking, replace(outcome_spec, fit_window=(1988, 1988)), estimator="sdid")
