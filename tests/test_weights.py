@@ -22,6 +22,7 @@ from synthcontrol.weights.canonical import _Problem
 from synthcontrol.weights import (
     choose_predictor_weights,
     is_admissible,
+    least_norm_tiebreak,
     nested_fit,
     optimal_face_tiebreak,
     outcome_loss,
@@ -408,6 +409,53 @@ def test_tiebreak_leaves_a_unique_optimum_alone():
     w_new, changed = optimal_face_tiebreak(x1, X0, v, z1, Z0, w)
     assert not changed
     np.testing.assert_array_equal(w_new, w)
+
+
+def least_norm_cvxpy(C: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The least-norm point of the optimal face ``{w in simplex, C w = C w*}``, by cvxpy."""
+    x = cp.Variable(C.shape[1])
+    constraints = [x >= 0, cp.sum(x) == 1, C @ x == C @ w]
+    cp.Problem(cp.Minimize(cp.sum_squares(x)), constraints).solve(
+        solver=cp.CLARABEL, tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return x.value
+
+
+@st.composite
+def tied_simplex_problems(draw):
+    """Simplex least squares with many minimisers: integer columns (parallel ones,
+    copies) and a target inside their hull or not, fewer rows than columns."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(2, 30))
+    Z = rng.integers(-3, 4, size=(rows, cols)).astype(float)
+    z = Z @ rng.dirichlet(np.ones(cols)) if draw(st.booleans()) else rng.normal(size=rows)
+    return Z - z[:, None]
+
+
+@PROPERTY
+@given(tied_simplex_problems())
+def test_least_norm_tiebreak_matches_cvxpy_on_the_optimal_face(C):
+    w = least_norm_tiebreak(C, solve_weights(np.zeros(C.shape[0]), C, np.ones(C.shape[0])))
+    reference = least_norm_cvxpy(C, solve_weights(np.zeros(C.shape[0]), C, np.ones(C.shape[0])))
+    assert np.all(w >= 0) and w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert float(w @ w) <= float(reference @ reference) * (1 + 1e-7) + 1e-12
+    np.testing.assert_allclose(w, reference, atol=1e-6)
+
+
+@PROPERTY
+@given(tied_simplex_problems(), st.integers(0, 2**32 - 1), st.floats(-3, 6))
+def test_least_norm_tiebreak_does_not_depend_on_column_order_or_units(C, seed, exponent):
+    order, scale = np.random.default_rng(seed).permutation(C.shape[1]), 10.0**exponent
+
+    def least_norm(A):
+        return least_norm_tiebreak(A, solve_weights(np.zeros(A.shape[0]), A, np.ones(A.shape[0])))
+
+    np.testing.assert_allclose(least_norm(C[:, order] * scale), least_norm(C)[order], rtol=0, atol=1e-12)
+
+
+def test_least_norm_tiebreak_leaves_a_unique_minimiser_alone():
+    C = np.random.default_rng(4).normal(size=(6, 3))
+    w = solve_weights(np.zeros(6), C, np.ones(6))
+    np.testing.assert_array_equal(least_norm_tiebreak(C, w), w)
 
 
 def test_inner_solve_falls_back_to_cvxpy_when_the_active_set_breaks_down(monkeypatch):

@@ -9,9 +9,9 @@ matching the de-meaned outcomes over the simplex,
 then shifting the synthetic outcome by ``intercept = mean(z1) - mean(Z0) w``, is the
 same as minimising ``|z1 - Z0 w - c|^2`` over simplex ``w`` and a free constant ``c``.
 Where several ``w`` are optimal (donors parallel over the pre-period, more donors
-than pre-periods and an exact fit) the donors are taken in canonical order, exact
-duplicates sharing their weight equally, so the choice does not depend on the
-order or the names of the donors.
+than pre-periods and an exact fit) the least-norm one is taken
+(:func:`~synthcontrol.weights.least_norm_tiebreak`: unique, so the same for any
+order, names or units of the donors, and equal weights on exact duplicates).
 The fit-window periods before treatment are the pre-period; the spec's predictors
 are not used. The problem is the project's exact simplex least squares.
 """
@@ -23,8 +23,8 @@ import numpy as np
 from ..estimators import Estimate, FitRequest
 from ..registry import register_estimator
 from ..spec import Design
-from ..weights import simplex_least_squares
-from ._common import in_canonical_form, outcome_estimate, pre_outcomes
+from ..weights import least_norm_tiebreak, simplex_least_squares
+from ._common import outcome_estimate, pre_outcomes
 
 __all__ = ["demeaned_weights", "fit_demeaned"]
 
@@ -55,9 +55,11 @@ def demeaned_weights(z1: np.ndarray, Z0: np.ndarray) -> tuple[np.ndarray, float]
     """
     gaps = (Z0 - Z0.mean(axis=0)) - (z1 - z1.mean())[:, None]
     # Donors parallel over the pre-period, or more donors than pre-periods, leave
-    # many optimal weightings with different post-period paths: canonical form
-    # makes the choice independent of the donor order and names.
-    weights = in_canonical_form(lambda columns: simplex_least_squares(gaps[:, columns])[0], gaps)
+    # many optimal weightings with different post-period paths: one is chosen by a
+    # rule that does not depend on how the donors are given. (Merging duplicates
+    # first would not do: de-meaning leaves donors that differ by a constant equal
+    # or not depending on round-off, and the least-norm point is continuous anyway.)
+    weights = least_norm_tiebreak(gaps, simplex_least_squares(gaps)[0])
     return weights, float(z1.mean() - Z0.mean(axis=0) @ weights)
 
 

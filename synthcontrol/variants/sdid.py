@@ -42,8 +42,8 @@ from ..errors import SpecError
 from ..estimators import Estimate, FitRequest
 from ..registry import Setting, register_estimator
 from ..spec import Design
-from ..weights import simplex_least_squares
-from ._common import in_canonical_form, is_nonnegative_number, outcome_estimate
+from ..weights import least_norm_tiebreak, simplex_least_squares
+from ._common import is_nonnegative_number, outcome_estimate
 
 __all__ = ["SDIDEstimate", "sdid_estimate", "ridge_simplex", "noise_level", "placebo_standard_error", "fit_sdid", "fit_did"]
 
@@ -81,14 +81,15 @@ def ridge_simplex(A: np.ndarray, b: np.ndarray, zeta: float, intercept: bool = T
     means over rows (synthdid's ``sc.weight.fw``); because ``sum(w) = 1`` the residual
     is ``(A_c - b_c 1') w``. ``intercept=False`` drops the centring (synthdid's
     ``sc_estimate`` unit weights). With ``zeta = 0`` the optimum may not be unique;
-    the columns are then taken in canonical order (:func:`._common.in_canonical_form`),
-    so that the answer does not depend on their order."""
+    the least-norm one, the limit of ``zeta -> 0``, is taken
+    (:func:`~synthcontrol.weights.least_norm_tiebreak`), so that the answer does not
+    depend on the order, names or units of the columns."""
     rows, cols = A.shape
     if intercept:
         A, b = A - A.mean(axis=0), b - b.mean()
     discrepancy = A - b[:, None]
-    if zeta == 0:  # no ridge: ties are possible, broken independently of the column order
-        return in_canonical_form(lambda kept: simplex_least_squares(discrepancy[:, kept])[0], discrepancy)
+    if zeta == 0:
+        return least_norm_tiebreak(discrepancy, simplex_least_squares(discrepancy)[0])
     with np.errstate(over="ignore"):  # the objective, unused here, overflows for a huge zeta
         weights, _ = simplex_least_squares(np.vstack([discrepancy, np.sqrt(rows) * zeta * np.eye(cols)]))
     return weights

@@ -83,7 +83,7 @@ from .inner import (
 )
 from .search import NestedSolution, choose_predictor_weights, is_admissible, nested_fit
 from .starts import regression_start
-from .tiebreak import optimal_face_tiebreak
+from .tiebreak import least_norm_tiebreak, optimal_face_tiebreak
 
 __all__ = [
     "InnerSolution",
@@ -97,6 +97,7 @@ __all__ = [
     "outcome_loss",
     "regression_start",
     "optimal_face_tiebreak",
+    "least_norm_tiebreak",
     "choose_predictor_weights",
     "nested_fit",
     "is_admissible",

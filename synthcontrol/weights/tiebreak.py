@@ -28,7 +28,7 @@ import numpy as np
 from . import _nnls
 from .inner import FloatArray, _power_of_two, outcome_loss
 
-__all__ = ["optimal_face_tiebreak", "face_tiebreak"]
+__all__ = ["optimal_face_tiebreak", "face_tiebreak", "least_norm_tiebreak"]
 
 #: Weight of the face constraints against the outcome fit in the penalty NNLS
 #: (both scaled to unit size): the guess meets the face to about 1 / PENALTY^2.
@@ -37,6 +37,9 @@ __all__ = ["optimal_face_tiebreak", "face_tiebreak"]
 PENALTY = 1e3
 #: Relative round-off allowed when comparing objectives and checking constraints.
 RELATIVE_TOLERANCE = 1e-9
+#: Newton steps allowed to :func:`least_norm_tiebreak` (each is one small solve; it
+#: usually needs a handful).
+LEAST_NORM_STEPS = 100
 
 
 def optimal_face_tiebreak(
@@ -225,3 +228,85 @@ def _entering(E: FloatArray, D: FloatArray, x: FloatArray, free: FloatArray, ref
     roundoff = 64.0 * D.shape[0] * np.finfo(float).eps * scale**2
     best = int(np.argmin(reduced))
     return int(fixed[best]) if reduced[best] < -max(1e-9 * size, roundoff) else -1
+
+
+def least_norm_tiebreak(C: FloatArray, w: FloatArray) -> FloatArray:
+    """Among the minimisers of ``|C w|^2`` over the simplex, the one of least norm.
+
+    Where the simplex least-squares problem has many minimisers (more columns than
+    rows and an exact fit, columns parallel over the rows, duplicates), which one an
+    active set returns depends on round-off, so on the order, labels and units of
+    the data. They all share the residual ``r* = C w`` (the objective is strictly
+    convex in ``C w``), so they form the face ``{w >= 0, 1'w = 1, C w = r*}``, whose
+    least-norm point is unique: the same for any column order and any scale of
+    ``C``, equal weights on duplicate columns, and the limit of a vanishing ridge
+    penalty ``zeta^2 |w|^2`` (synthdid's weights as ``zeta -> 0``).
+
+    Parameters
+    ----------
+    C : ndarray, shape (T, J)
+        The problem's matrix (for donor weights: the donors' gaps to the treated unit).
+    w : ndarray, shape (J,)
+        A minimiser, e.g. from :func:`~synthcontrol.weights.simplex_least_squares`.
+
+    Returns
+    -------
+    ndarray, shape (J,)
+        The least-norm minimiser; ``w`` itself where it already is one (to a relative
+        1e-9 in the squared norm) or where the solve does not reach the face.
+
+    Notes
+    -----
+    The face is ``{x >= 0, E x = E w}`` with ``E`` orthonormal rows spanning those of
+    ``[C; 1']``. Solved through the dual: ``x = max(0, E'y)`` with ``y`` (at most T + 1
+    values) maximising the concave piecewise quadratic ``e'y - |max(0, E'y)|^2 / 2``,
+    ``e = E w``, by Newton steps on the current support with a backtracking line
+    search (a finite Newton method): linear in ``J``, each step one small solve.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C = np.array([[1.0, 1.0, -1.0]])   # w = (a, 1/2 - a, 1/2) fits exactly for any a
+    >>> least_norm_tiebreak(C, np.array([0.5, 0.0, 0.5])).round(12).tolist()
+    [0.25, 0.25, 0.5]
+    """
+    C, w = np.asarray(C, float), np.asarray(w, float)
+    B = np.vstack([C / _power_of_two(float(np.max(np.abs(C))) or 1.0), np.ones((1, C.shape[1]))])
+    # The face as {E x = E w} with orthonormal rows E spanning those of B: dependent
+    # rows (de-meaned data sum to zero) would make {B x = B w} inconsistent by
+    # round-off, and the dual unbounded. Rows dependent to 1e-9 count as dependent:
+    # data shifted far from zero (levels 1e5 times their spread) keep only that
+    # much of the dependence, and ignoring it moves the objective by about 1e-18.
+    _, singular, Vt = np.linalg.svd(B, full_matrices=False)
+    E = Vt[singular > 1e-9 * singular[0]]
+    e = E @ w
+    tolerance = 1e-12
+    y = E @ w
+    for _ in range(LEAST_NORM_STEPS):
+        s = E.T @ y
+        gradient = e - E @ np.maximum(s, 0.0)
+        if float(np.max(np.abs(gradient))) <= tolerance:
+            break
+        y = y + _dual_step(E, e, y, s, gradient)
+    candidate = np.maximum(E.T @ y, 0.0)
+    on_face = float(np.max(np.abs(E @ candidate - e))) <= 1e3 * tolerance
+    shorter = float(candidate @ candidate) < float(w @ w) * (1.0 - RELATIVE_TOLERANCE)
+    return candidate / candidate.sum() if on_face and shorter else w
+
+
+def _dual_step(B: FloatArray, b: FloatArray, y: FloatArray, s: FloatArray, gradient: FloatArray) -> FloatArray:
+    """A Newton step of the dual of :func:`least_norm_tiebreak` (steepest ascent where
+    the support gives no ascent direction), shortened until it gains enough. ``B``
+    and ``b`` are the face's constraints ``B x = b``, ``s = B'y``."""
+    def dual(point: FloatArray) -> float:
+        positive = np.maximum(B.T @ point, 0.0)
+        return float(b @ point - 0.5 * positive @ positive)
+
+    support = B[:, s > 0]
+    direction = np.linalg.lstsq(support @ support.T, gradient, rcond=1e-13)[0]
+    if not float(gradient @ direction) > 1e-14 * float(gradient @ gradient):
+        direction = gradient
+    slope, start, step = float(gradient @ direction), dual(y), 1.0
+    while step > 1e-12 and dual(y + step * direction) < start + 1e-4 * step * slope:
+        step /= 2.0
+    return step * direction
