@@ -47,7 +47,7 @@ import pandas as pd
 from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_progress, check_seed
 from ..errors import ArgumentError, SpecError
 from ..results import Summary, SynthResult
-from ._common import Execution, check_result, conservative_rank, frozen, over_pre_rmspe, rmspe
+from ._common import Execution, check_result, conservative_rank, frozen, over_pre_rmspe, result_list, rmspe
 from .placebo import ADH_CUTOFFS, PlaceboResult, shared_placebo_tests
 
 __all__ = ["pooled_test", "PooledResult", "POOLED_STATISTICS"]
@@ -252,7 +252,7 @@ def pooled_test(
     >>> sc.pooled_test(pooled.placebos, statistic="fisher").statistic
     'fisher'
     """
-    items = _items(results)
+    items = result_list(results, "SynthResult or PlaceboResult")
     statistic = _check_statistic(statistic)
     n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
     max_combinations = check_int(max_combinations, "max_combinations", minimum=0)
@@ -300,17 +300,6 @@ def _check_statistic(statistic: object) -> str:
     return statistic
 
 
-def _items(results: object) -> list:
-    if isinstance(results, Mapping):
-        return list(results.values())
-    if isinstance(results, (SynthResult, PlaceboResult, str)) or not isinstance(results, Sequence):
-        raise ArgumentError(
-            "results must be a list of SynthResult or PlaceboResult (one per treated unit) or the "
-            f"SynthResults of a fit with several treated units; got {type(results).__name__}"
-        )
-    return list(results)
-
-
 def _run_placebos(items: list, n_jobs: int | None, reuse: bool, start_from_treated: bool,
                   checkpoint_dir: str | os.PathLike | None,
                   progress: bool | Callable[[int, int], None] | None) -> tuple[PlaceboResult, ...]:
@@ -333,10 +322,12 @@ def _common_post_periods(placebos: Sequence[PlaceboResult]) -> tuple:
     post = [tuple(np.array(p.periods, dtype=object)[p.post_mask].tolist()) for p in placebos]
     for p, periods in zip(placebos[1:], post[1:]):
         if periods != post[0]:
+            first, other = placebos[0].treated, p.treated
             raise SpecError(
-                f"treated units {placebos[0].treated!r} and {p.treated!r} have different post-periods "
-                f"({post[0][:1]}...{post[0][-1:]} vs {periods[:1]}...{periods[-1:]}); pooled_test needs "
-                "units treated at the same time with the same periods"
+                f"treated units {first!r} and {other!r} have different post-periods: only {first!r} has "
+                f"{[t for t in post[0] if t not in periods][:5]}, only {other!r} has "
+                f"{[t for t in periods if t not in post[0]][:5]} (a period left out when the treated unit's "
+                "outcome is missing in it); pooled_test needs units treated at the same time with the same periods"
             )
     return post[0]
 

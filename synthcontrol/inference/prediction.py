@@ -57,7 +57,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 from .._validation import check_choice, check_int, check_number, check_seed
-from ..errors import SolverError, SpecError
+from ..errors import ArgumentError, SolverError, SpecError
 from ..registry import ESTIMATORS
 from ..results import Summary, SynthResult
 from ..weights.solvers import LocalisedSimplex
@@ -237,8 +237,13 @@ def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho
             f"prediction_intervals needs simplex weights without intercept (estimators {simplex}); "
             f"the result is from estimator {result.estimator!r}"
         )
-    check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
-    check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    u_alpha = check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    e_alpha = check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    if u_alpha + e_alpha >= 1:
+        raise ArgumentError(
+            f"u_alpha={u_alpha:g} and e_alpha={e_alpha:g} add up to {u_alpha + e_alpha:g}: the intervals' "
+            "level, at least 1 - u_alpha - e_alpha, would be nothing; give levels that add up to less than 1"
+        )
     check_choice(e_method, "e_method", (*E_METHODS, "all"))
     check_int(sims, "sims", minimum=2)
     check_choice(u_sigma, "u_sigma", ("HC0", "HC1", "HC2", "HC3"))
@@ -246,8 +251,16 @@ def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho
         check_number(rho, "rho", low=0.0)
     check_number(rho_max, "rho_max", low=0.0, low_open=True)
     check_seed(seed)
-    if result.design.pre_mask.sum() < 3:
+    design = result.design
+    if design.pre_mask.sum() < 3:
         raise SpecError("prediction_intervals needs at least three pre-treatment periods in the fit window")
+    constant = [unit for unit, z in zip(design.donors, design.outcome[design.pre_mask, 1:].T) if np.var(z) == 0]
+    if rho is None and constant:  # scpi's rule for rho divides by each donor's pre-period variance
+        raise SpecError(
+            f"donor(s) {constant} of {result.treated!r} have the same outcome in every pre-treatment period, "
+            "so the default localisation rho (scpi's type-2 rule) is undefined; drop them from the donors "
+            "or give rho"
+        )
     return E_METHODS if e_method == "all" else (e_method,)
 
 
@@ -261,9 +274,7 @@ def _rho(residuals: np.ndarray, Z: np.ndarray, w: np.ndarray, rho_max: float) ->
 
     def rule(kind: str, cap: float) -> float:
         sigma_u = float(np.sqrt(np.mean((residuals - residuals.mean()) ** 2)))
-        sd, var = Z.std(axis=0, ddof=1), Z.var(axis=0, ddof=1)
-        if var.min() == 0:
-            raise SpecError("a donor's outcome does not vary over the pre-period; drop it")
+        sd, var = Z.std(axis=0, ddof=1), Z.var(axis=0, ddof=1)  # positive: checked at the boundary
         scale = sigma_u / sd.min() if kind == "type-1" else sigma_u * sd.max() / var.min()
         return min(scale * sqrt(log(J) * _n_active(w) * log(T0)) / sqrt(T0), cap)
 
