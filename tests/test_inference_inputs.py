@@ -3,8 +3,9 @@
 Each test pins one defect an adversarial probe of ``placebo_tests``, ``pooled_test``,
 ``in_time_placebo``, ``conformal``, ``prediction_intervals``, ``standard_specs``,
 ``cross_validate_predictor_weights`` and the result objects found: a raw Python or
-pandas error, or a silently accepted bad value. Cases already in
-``test_adversarial.py`` are not repeated.
+pandas error, a silently accepted bad value, or an answer that depended on the
+order of the results or of the donors. Cases already in ``test_adversarial.py``
+are not repeated.
 """
 
 from __future__ import annotations
@@ -138,7 +139,29 @@ def test_prediction_intervals_names_a_donor_constant_before_treatment(df, spec):
     assert np.isfinite(sc.prediction_intervals(fitted, sims=5, rho=0.1, e_method="gaussian").table.to_numpy()).all()
 
 
+def test_prediction_intervals_do_not_depend_on_the_donor_order(df, spec):
+    # Before: the seeded normal draws went to the donors in the order the spec listed them.
+    tables = [
+        sc.prediction_intervals(_fit(df, spec, predictors=(), fit_window=None, donors=donors),
+                                sims=20, e_method="gaussian", seed=0)
+        for donors in (["A", "B", "C", "D", "E"], ["E", "C", "A", "D", "B"])
+    ]
+    assert tables[0].failed_sims == tables[1].failed_sims == 0
+    pd.testing.assert_frame_equal(tables[0].table, tables[1].table, rtol=1e-7)
+
+
 # -- pooled_test -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("statistic", ["fisher", "mean_abs"])
+def test_pooled_monte_carlo_does_not_depend_on_the_order_of_results_or_donors(df, spec, two, statistic):
+    options = {"statistic": statistic, "max_combinations": 0, "n_draws": 37, "seed": 0}
+    base = sc.pooled_test([two["T"], two["A"]], **options)
+    swapped = sc.pooled_test([two["A"], two["T"]], **options)
+    reversed_donors = sc.pooled_test(_fit(df, spec, treated=["T", "A"], donors=["E", "D", "C", "B"]), **options)
+    for other in (swapped, reversed_donors):
+        np.testing.assert_allclose(np.sort(other.null_overall), np.sort(base.null_overall), rtol=1e-12)
+        assert other.p_value == base.p_value
+
 
 def test_pooled_names_the_post_period_one_unit_lacks(df, spec):
     gap = df.assign(y=df["y"].where((df["unit"] != "A") | (df["time"] != 2009)))

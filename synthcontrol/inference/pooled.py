@@ -27,7 +27,9 @@ post-period (the ``"overall"`` row of :attr:`PooledResult.table`):
 The null distribution combines one placebo per treated unit, drawn from that unit's
 own in-space placebos (with its contribution computed as for the treated unit, the
 treated unit among the placebo's comparison set): every combination when there are
-at most ``max_combinations``, a seeded Monte Carlo sample of ``n_draws`` otherwise.
+at most ``max_combinations``, a seeded Monte Carlo sample of ``n_draws`` otherwise
+(drawn with the treated units and their placebos in label order, so that neither
+the order of the results nor that of the donors changes it).
 The p-value counts the observed statistic as one member of the distribution,
 ``(1 + #{placebo statistics at least as extreme}) / (1 + number of draws)``, so it
 lies in (0, 1]. "At least as extreme" is two-sided (absolute value) for ``"mean"``
@@ -274,7 +276,7 @@ def pooled_test(
     if n_combinations <= max_combinations:
         method, null = "exact", _enumerate(contributions)
     else:
-        method, null = "monte carlo", _sample(contributions, n_draws, seed)
+        method, null = "monte carlo", _sample(_by_label(placebos, contributions), n_draws, seed)
     combine = 1.0 if statistic == "fisher" else 1.0 / len(contributions)  # Fisher's statistic is a sum
     observed = combine * np.sum([c[:, 0] for c in contributions], axis=0)
     return PooledResult(
@@ -361,6 +363,18 @@ def _enumerate(contributions: Sequence[np.ndarray]) -> np.ndarray:
     for c in contributions:
         total = (total[:, None, :] + c[:, 1:].T[None, :, :]).reshape(-1, c.shape[0])
     return total
+
+
+def _by_label(placebos: Sequence[PlaceboResult], contributions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``contributions`` with the treated units, and each unit's placebos, sorted by
+    label (by ``repr``, as the units of several studies need not be comparable), so
+    that the Monte Carlo draws depend neither on the order of the results nor on
+    that of the donors."""
+    def by_label(labels: Sequence[Hashable]) -> list[int]:
+        return sorted(range(len(labels)), key=lambda i: repr(labels[i]))
+
+    return [contributions[i][:, [0, *(1 + j for j in by_label(placebos[i].units[1:]))]]
+            for i in by_label([p.treated for p in placebos])]
 
 
 def _sample(contributions: Sequence[np.ndarray], n_draws: int, seed: int) -> np.ndarray:

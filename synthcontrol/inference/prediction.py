@@ -50,7 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import log, sqrt
-from typing import Hashable, Literal
+from typing import Hashable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -175,6 +175,8 @@ def prediction_intervals(
         Localisation threshold; default scpi's "type-2" rule (module docstring).
     rho_max : float, default 0.2
     seed : int, default 0
+        Seed of the in-sample draws, given to the donors in label order (the order
+        the spec lists them in does not change the intervals).
 
     Returns
     -------
@@ -207,7 +209,7 @@ def prediction_intervals(
     H0, H1 = _moment_designs(Z, P, w, rho)
     sigma = _sigma(residuals - H0 @ _least_squares(H0, residuals), Z, w, u_sigma)
     lower_bound = np.where(w < rho, w, 0.0)  # scpi's localgeom2step for the simplex
-    draws, failed = _in_sample_draws(w, Z, P, sigma, lower_bound, sims, seed)
+    draws, failed = _in_sample_draws(w, Z, P, sigma, lower_bound, sims, seed, _label_ranks(result.donors))
     in_sample = np.column_stack([
         np.nanquantile(draws[:, :, 0], u_alpha / 2, axis=0),
         np.nanquantile(draws[:, :, 1], 1 - u_alpha / 2, axis=0),
@@ -328,13 +330,24 @@ def _sigma(residuals: np.ndarray, Z: np.ndarray, w: np.ndarray, u_sigma: str) ->
     return (Z.T * omega) @ Z / T0**2
 
 
+def _label_ranks(donors: Sequence[Hashable]) -> np.ndarray:
+    """Each donor's position among the donors sorted by label (labels of one panel
+    are sortable, see :class:`~synthcontrol.panel.Panel`)."""
+    rank = np.empty(len(donors), dtype=int)
+    rank[sorted(range(len(donors)), key=donors.__getitem__)] = np.arange(len(donors))
+    return rank
+
+
 def _in_sample_draws(
-    w: np.ndarray, Z: np.ndarray, P: np.ndarray, sigma: np.ndarray, lower_bound: np.ndarray, sims: int, seed: int
+    w: np.ndarray, Z: np.ndarray, P: np.ndarray, sigma: np.ndarray, lower_bound: np.ndarray, sims: int, seed: int,
+    rank: np.ndarray,
 ) -> tuple[np.ndarray, int]:
-    """``(sims, T1, 2)`` minima and maxima of ``p_t'(w - x)``, and the failed draws."""
+    """``(sims, T1, 2)`` minima and maxima of ``p_t'(w - x)``, and the failed draws.
+    Donor ``j`` takes row ``rank[j]`` of the seeded normals, so that the order the
+    donors are listed in does not change the draws."""
     values, vectors = np.linalg.eigh(sigma)
     root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    draws = root @ np.random.default_rng(seed).standard_normal((w.size, sims))
+    draws = root @ np.random.default_rng(seed).standard_normal((w.size, sims))[rank]
     # Scaled by the donors' outcome scale so that the solver's tolerances are relative.
     scale = max(float(np.abs(Z).max()), 1e-300)
     R = Z / (scale * np.sqrt(Z.shape[0]))
