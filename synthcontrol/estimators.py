@@ -340,8 +340,9 @@ def cross_validate_predictor_weights(
     Raises
     ------
     SpecError
-        When ``training_predictors`` and ``spec.predictors`` differ in number, or
-        ``validation_window`` is not a (start, end) pair.
+        When ``spec`` has no predictors, ``training_predictors`` and
+        ``spec.predictors`` differ in number, or ``validation_window`` is not a
+        (start, end) pair.
     """
     if not isinstance(spec, Spec):
         raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
@@ -352,6 +353,11 @@ def cross_validate_predictor_weights(
         raise ArgumentError(f"validation_window must be (start, end), got {validation_window!r:.80}")
     check_seed(seed)
     training_predictors = tuple(training_predictors)
+    if not spec.predictors:
+        raise SpecError(
+            "spec has no predictors (it matches the outcome in every fit-window period), so there are no "
+            "predictor weights to choose; give spec.predictors (sc.at/sc.mean) and one training predictor each"
+        )
     if len(training_predictors) != len(spec.predictors):
         raise SpecError(
             f"training_predictors has {len(training_predictors)} entries but spec.predictors "

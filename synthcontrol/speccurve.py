@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ._validation import check_bool, check_int, check_mapping
+from ._validation import check_bool, check_int, check_mapping, check_number
 from .errors import ArgumentError, PanelError, SpecError
 from .estimators import check_fit_options, fit_design, prepare_designs
 from .inference import placebo_test
@@ -64,6 +64,11 @@ def _pre_periods(all_periods: tuple, spec: Spec, window: tuple | None) -> list:
     periods = [p for p in all_periods if p < start]
     if window is not None:
         first, last = convert(window[0], "fit_windows start"), convert(window[1], "fit_windows end")
+        if last >= start:  # fit() refuses it; the specs built from the clipped window would mislabel it
+            raise SpecError(
+                f"fit_windows entry {window!r} reaches into the post-period "
+                f"(treatment_start={spec.treatment_start!r}); end it before {spec.treatment_start!r}"
+            )
         periods = [p for p in periods if first <= p <= last]
     if not periods:
         raise SpecError(f"no period before treatment_start={spec.treatment_start!r} in fit window {window!r}")
@@ -129,10 +134,16 @@ def standard_specs(
     elif (isinstance(covariates, (Predictor, str)) or not isinstance(covariates, Sequence)
           or not all(isinstance(c, Predictor) for c in covariates)):
         raise ArgumentError(f"covariates must be a list of sc.at(...)/sc.mean(...) predictors, got {covariates!r:.60}")
-    specs = {}
+    specs, suffixes = {}, set()
     for window in _fit_windows(fit_windows):
         window = spec.fit_window if window is None else window
         suffix = "" if window == spec.fit_window else f", fit {window[0]}-{window[1]}"
+        if suffix in suffixes:  # its specs would replace the earlier window's under the same labels
+            raise ArgumentError(
+                f"fit_windows lists the window {window!r} more than once (None stands for the base spec's "
+                f"window {spec.fit_window!r}); give each window once"
+            )
+        suffixes.add(suffix)
         periods = _pre_periods(all_periods, spec, window)
         base = replace(spec, fit_window=window)
         for name, lags in _outcome_sets(spec.outcome, periods, n_lags).items():
@@ -222,7 +233,9 @@ class SpecCurveResult:
         return frame
 
     def summary(self, alpha: float = 0.1) -> Summary:
-        """The table and an overview (median, range, share with ``p <= alpha``)."""
+        """The table and an overview (median, range, share with ``p <= alpha``, a
+        number in (0, 1))."""
+        alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
         table = self.table
         overview = pd.DataFrame(
             {
@@ -259,6 +272,7 @@ class SpecCurveResult:
     def plot(self, ax: "Axes | None" = None, alpha: float = 0.1) -> "Axes":
         """Estimates sorted (filled marker: placebo ``p <= alpha``), pre-period RMSPE
         in a panel below; returns the Axes of the estimates."""
+        alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
         ax = new_axes(ax, figsize=(8.0, 5.0))
         table = self.table
         x = np.arange(1, len(table) + 1)

@@ -27,13 +27,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .._arrays import frozen, rmspe
 from .._validation import check_directory, check_n_jobs, check_progress
-from ..errors import DonorPoolError, SpecError
+from ..errors import ArgumentError, DonorPoolError, SpecError
 from ..estimators import fit_design
 from ..options import FitOptions
 from ..results import SynthResult
@@ -42,6 +42,7 @@ from .runner import Checkpoint, RunLog, fingerprint, run_tasks
 
 __all__ = [
     "Execution", "Refit", "refit", "refit_key", "open_checkpoint", "conservative_rank", "rmspe", "frozen", "check_result",
+    "result_list",
     "ROUND_OFF", "round_off_floor", "over_pre_rmspe",
 ]
 
@@ -233,3 +234,18 @@ def check_result(result: object, routine: str, min_donors: int = 2) -> SynthResu
             f"{min_donors} donors; the fit has {len(result.donors)}: add donors"
         )
     return result
+
+
+def result_list(results: object, accepted: str) -> list:
+    """``results``, one result per treated unit (a list, or a mapping such as the
+    :class:`~synthcontrol.results.SynthResults` of a fit), as a list; anything else
+    (one result, text, a number, None) is an ArgumentError saying what ``accepted``
+    results are."""
+    if isinstance(results, Mapping):
+        return list(results.values())
+    if isinstance(results, (str, bytes)) or not isinstance(results, Iterable):
+        raise ArgumentError(
+            f"results must be a list of {accepted} (one per treated unit) or the SynthResults of a fit "
+            f"with several treated units; got {type(results).__name__}"
+        )
+    return list(results)

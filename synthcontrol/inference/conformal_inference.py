@@ -218,8 +218,9 @@ def conformal(
         absolute pre-period gap and twice the root mean square post-period gap on
         each side. The bounds are then refined beyond the grid (module docstring).
     n_grid : int, default 21
-        Effects on the regular grid; it finds holes in the accepted set, while the
-        bounds' precision comes from the bisection (a thousandth of the grid's width).
+        Effects on the regular grid (at least 3; unused when ``grid`` is given); it
+        finds holes in the accepted set, while the bounds' precision comes from the
+        bisection (a thousandth of the grid's width).
     n_jobs : int or None, default 1
         Workers (one task per post period, plus the joint test).
     checkpoint_dir : path, optional
@@ -258,8 +259,8 @@ def conformal(
     pre, post = np.flatnonzero(design.pre_mask), np.flatnonzero(design.post_mask)
     gap = result.path["gap"].to_numpy()
     min_p = 1.0 / (pre.size + 1)
-    _warn_if_inexact(result, alpha, pre.size)
     grids = _grids(grid, n_grid, gap[post], gap[pre])
+    _warn_if_inexact(result, alpha, pre.size)
     jobs = _null_fits(result, grids, alpha >= min_p, float(alpha), full_search)
     periods = tuple(np.array(design.periods, dtype=object)[post].tolist())
     first = jobs[0]
@@ -336,7 +337,7 @@ def _warn_if_inexact(result: SynthResult, alpha: float, n_pre: int) -> None:
 
 def _check_arguments(
     result: SynthResult, alpha: object, n_grid: object, grid: Sequence[float] | None, full_search: object
-) -> tuple[float, object]:
+) -> tuple[float, int]:
     """The checked ``(alpha, n_grid)``; refuses an estimator undefined under the null."""
     check_bool(full_search, "full_search")
     if result.options.entry.needs_post_period:
@@ -346,16 +347,14 @@ def _check_arguments(
             "estimator is undefined under the null; use placebo_test (or result.extras['se']) instead"
         )
     alpha = check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
-    return alpha, check_int(n_grid, "n_grid", minimum=3) if grid is None else n_grid
+    return alpha, check_int(n_grid, "n_grid", minimum=3)
 
 
 def _grids(grid: Sequence[float] | None, n_grid: int, estimates: np.ndarray, pre_gaps: np.ndarray) -> np.ndarray:
     if grid is not None:
-        try:
-            values = np.unique(np.asarray(grid, dtype=float).ravel())
-        except (TypeError, ValueError):
-            raise SpecError("grid must be a sequence of numbers (effects to test)") from None
-        if values.size < 2 or not np.all(np.isfinite(values)):
+        given = np.asarray(grid, dtype=object).ravel().tolist()
+        values = np.unique([check_number(value, f"grid[{i}]") for i, value in enumerate(given)])
+        if values.size < 2:
             raise SpecError("grid must hold at least two distinct finite effects to test")
         return np.tile(values, (estimates.size, 1))
     scale = max(float(np.max(np.abs(estimates), initial=0.0)), float(np.max(np.abs(pre_gaps), initial=0.0)))

@@ -220,7 +220,8 @@ def _fake_starts(fake_start: object, design: Design) -> tuple:
     """The fake starts as a tuple of the design's period type, each once."""
     if fake_start is None:
         raise ArgumentError("fake_start is None; give a period (or a list of periods) before the treatment start")
-    given = list(fake_start) if isinstance(fake_start, (list, tuple, range, np.ndarray, pd.Index)) else [fake_start]
+    listed = isinstance(fake_start, (list, tuple, range, np.ndarray, pd.Index, pd.Series))
+    given = list(fake_start) if listed else [fake_start]
     if not given:
         raise ArgumentError("fake_start is empty; give at least one period before the treatment start")
     starts = tuple(coerce_period(s, design.periods, argument="fake_start", column=design.spec.time) for s in given)

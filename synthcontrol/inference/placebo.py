@@ -20,7 +20,7 @@ from ..errors import ArgumentError, SpecError
 from ..audit_warnings import flags_for_periods, warn_flagged
 from ..estimators import check_fit_options, fit_design
 from ..results import SynthResult
-from ._common import Execution, Refit, check_result, frozen, refit, refit_key, round_off_floor
+from ._common import Execution, Refit, check_result, frozen, refit, refit_key, result_list, round_off_floor
 from .placebo_result import PlaceboResult
 from .runner import RunLog
 
@@ -197,8 +197,9 @@ def placebo_tests(
     >>> tests["Georgia"].run.n_tasks  # five placebos shared by both units
     5
     """
-    fits = [check_result(r, "placebo_tests", min_donors=3)
-            for r in (results.values() if isinstance(results, Mapping) else results)]
+    fits = [check_result(r, "placebo_tests", min_donors=3) for r in result_list(results, "SynthResult")]
+    if not fits:
+        raise ArgumentError("results is empty; give one SynthResult per treated unit")
     treated = [r.treated for r in fits]
     if len(set(treated)) < len(treated):
         raise SpecError(f"placebo_tests got the same treated unit twice: {treated}")

@@ -9,6 +9,7 @@ from typing import Hashable
 import numpy as np
 import pandas as pd
 
+from .._validation import check_number
 from ..results import Summary, certificate_counts, certificate_counts_note
 from ._common import conservative_rank, over_pre_rmspe, rmspe
 from .plots import plot_placebo_gaps, plot_ratios
@@ -188,7 +189,10 @@ class PlaceboResult:
         )
 
     def plot_gaps(self, ax=None, cutoff: float | None = None):
-        """Placebo gaps with the treated unit highlighted; returns the Axes."""
+        """Placebo gaps with the treated unit highlighted; returns the Axes. With
+        ``cutoff`` (a positive number), placebos whose pre-period MSPE exceeds
+        ``cutoff`` times the treated unit's are left out."""
+        cutoff = None if cutoff is None else check_number(cutoff, "cutoff", low=0.0, low_open=True)
         return plot_placebo_gaps(self, ax=ax, cutoff=cutoff)
 
     def plot_ratios(self, ax=None):

@@ -27,7 +27,9 @@ post-period (the ``"overall"`` row of :attr:`PooledResult.table`):
 The null distribution combines one placebo per treated unit, drawn from that unit's
 own in-space placebos (with its contribution computed as for the treated unit, the
 treated unit among the placebo's comparison set): every combination when there are
-at most ``max_combinations``, a seeded Monte Carlo sample of ``n_draws`` otherwise.
+at most ``max_combinations``, a seeded Monte Carlo sample of ``n_draws`` otherwise
+(drawn with the treated units and their placebos in label order, so that neither
+the order of the results nor that of the donors changes it).
 The p-value counts the observed statistic as one member of the distribution,
 ``(1 + #{placebo statistics at least as extreme}) / (1 + number of draws)``, so it
 lies in (0, 1]. "At least as extreme" is two-sided (absolute value) for ``"mean"``
@@ -47,7 +49,7 @@ import pandas as pd
 from .._validation import check_bool, check_directory, check_int, check_n_jobs, check_progress, check_seed
 from ..errors import ArgumentError, SpecError
 from ..results import Summary, SynthResult
-from ._common import Execution, check_result, conservative_rank, frozen, over_pre_rmspe, rmspe
+from ._common import Execution, check_result, conservative_rank, frozen, over_pre_rmspe, result_list, rmspe
 from .placebo import ADH_CUTOFFS, PlaceboResult, shared_placebo_tests
 
 __all__ = ["pooled_test", "PooledResult", "POOLED_STATISTICS"]
@@ -252,7 +254,7 @@ def pooled_test(
     >>> sc.pooled_test(pooled.placebos, statistic="fisher").statistic
     'fisher'
     """
-    items = _items(results)
+    items = result_list(results, "SynthResult or PlaceboResult")
     statistic = _check_statistic(statistic)
     n_jobs, progress = check_n_jobs(n_jobs), check_progress(progress)
     max_combinations = check_int(max_combinations, "max_combinations", minimum=0)
@@ -274,7 +276,7 @@ def pooled_test(
     if n_combinations <= max_combinations:
         method, null = "exact", _enumerate(contributions)
     else:
-        method, null = "monte carlo", _sample(contributions, n_draws, seed)
+        method, null = "monte carlo", _sample(_by_label(placebos, contributions), n_draws, seed)
     combine = 1.0 if statistic == "fisher" else 1.0 / len(contributions)  # Fisher's statistic is a sum
     observed = combine * np.sum([c[:, 0] for c in contributions], axis=0)
     return PooledResult(
@@ -300,17 +302,6 @@ def _check_statistic(statistic: object) -> str:
     return statistic
 
 
-def _items(results: object) -> list:
-    if isinstance(results, Mapping):
-        return list(results.values())
-    if isinstance(results, (SynthResult, PlaceboResult, str)) or not isinstance(results, Sequence):
-        raise ArgumentError(
-            "results must be a list of SynthResult or PlaceboResult (one per treated unit) or the "
-            f"SynthResults of a fit with several treated units; got {type(results).__name__}"
-        )
-    return list(results)
-
-
 def _run_placebos(items: list, n_jobs: int | None, reuse: bool, start_from_treated: bool,
                   checkpoint_dir: str | os.PathLike | None,
                   progress: bool | Callable[[int, int], None] | None) -> tuple[PlaceboResult, ...]:
@@ -333,10 +324,12 @@ def _common_post_periods(placebos: Sequence[PlaceboResult]) -> tuple:
     post = [tuple(np.array(p.periods, dtype=object)[p.post_mask].tolist()) for p in placebos]
     for p, periods in zip(placebos[1:], post[1:]):
         if periods != post[0]:
+            first, other = placebos[0].treated, p.treated
             raise SpecError(
-                f"treated units {placebos[0].treated!r} and {p.treated!r} have different post-periods "
-                f"({post[0][:1]}...{post[0][-1:]} vs {periods[:1]}...{periods[-1:]}); pooled_test needs "
-                "units treated at the same time with the same periods"
+                f"treated units {first!r} and {other!r} have different post-periods: only {first!r} has "
+                f"{[t for t in post[0] if t not in periods][:5]}, only {other!r} has "
+                f"{[t for t in periods if t not in post[0]][:5]} (a period left out when the treated unit's "
+                "outcome is missing in it); pooled_test needs units treated at the same time with the same periods"
             )
     return post[0]
 
@@ -370,6 +363,18 @@ def _enumerate(contributions: Sequence[np.ndarray]) -> np.ndarray:
     for c in contributions:
         total = (total[:, None, :] + c[:, 1:].T[None, :, :]).reshape(-1, c.shape[0])
     return total
+
+
+def _by_label(placebos: Sequence[PlaceboResult], contributions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``contributions`` with the treated units, and each unit's placebos, sorted by
+    label (by ``repr``, as the units of several studies need not be comparable), so
+    that the Monte Carlo draws depend neither on the order of the results nor on
+    that of the donors."""
+    def by_label(labels: Sequence[Hashable]) -> list[int]:
+        return sorted(range(len(labels)), key=lambda i: repr(labels[i]))
+
+    return [contributions[i][:, [0, *(1 + j for j in by_label(placebos[i].units[1:]))]]
+            for i in by_label([p.treated for p in placebos])]
 
 
 def _sample(contributions: Sequence[np.ndarray], n_draws: int, seed: int) -> np.ndarray:

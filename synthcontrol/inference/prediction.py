@@ -50,14 +50,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import log, sqrt
-from typing import Hashable, Literal
+from typing import Hashable, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
 from .._validation import check_choice, check_int, check_number, check_seed
-from ..errors import SolverError, SpecError
+from ..errors import ArgumentError, SolverError, SpecError
 from ..registry import ESTIMATORS
 from ..results import Summary, SynthResult
 from ..weights.solvers import LocalisedSimplex
@@ -175,6 +175,8 @@ def prediction_intervals(
         Localisation threshold; default scpi's "type-2" rule (module docstring).
     rho_max : float, default 0.2
     seed : int, default 0
+        Seed of the in-sample draws, given to the donors in label order (the order
+        the spec lists them in does not change the intervals).
 
     Returns
     -------
@@ -207,7 +209,7 @@ def prediction_intervals(
     H0, H1 = _moment_designs(Z, P, w, rho)
     sigma = _sigma(residuals - H0 @ _least_squares(H0, residuals), Z, w, u_sigma)
     lower_bound = np.where(w < rho, w, 0.0)  # scpi's localgeom2step for the simplex
-    draws, failed = _in_sample_draws(w, Z, P, sigma, lower_bound, sims, seed)
+    draws, failed = _in_sample_draws(w, Z, P, sigma, lower_bound, sims, seed, _label_ranks(result.donors))
     in_sample = np.column_stack([
         np.nanquantile(draws[:, :, 0], u_alpha / 2, axis=0),
         np.nanquantile(draws[:, :, 1], 1 - u_alpha / 2, axis=0),
@@ -237,8 +239,13 @@ def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho
             f"prediction_intervals needs simplex weights without intercept (estimators {simplex}); "
             f"the result is from estimator {result.estimator!r}"
         )
-    check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
-    check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    u_alpha = check_number(u_alpha, "u_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    e_alpha = check_number(e_alpha, "e_alpha", low=0.0, high=1.0, low_open=True, high_open=True)
+    if u_alpha + e_alpha >= 1:
+        raise ArgumentError(
+            f"u_alpha={u_alpha:g} and e_alpha={e_alpha:g} add up to {u_alpha + e_alpha:g}: the intervals' "
+            "level, at least 1 - u_alpha - e_alpha, would be nothing; give levels that add up to less than 1"
+        )
     check_choice(e_method, "e_method", (*E_METHODS, "all"))
     check_int(sims, "sims", minimum=2)
     check_choice(u_sigma, "u_sigma", ("HC0", "HC1", "HC2", "HC3"))
@@ -246,8 +253,16 @@ def _check_arguments(result, u_alpha, e_alpha, e_method, sims, u_sigma, rho, rho
         check_number(rho, "rho", low=0.0)
     check_number(rho_max, "rho_max", low=0.0, low_open=True)
     check_seed(seed)
-    if result.design.pre_mask.sum() < 3:
+    design = result.design
+    if design.pre_mask.sum() < 3:
         raise SpecError("prediction_intervals needs at least three pre-treatment periods in the fit window")
+    constant = [unit for unit, z in zip(design.donors, design.outcome[design.pre_mask, 1:].T) if np.var(z) == 0]
+    if rho is None and constant:  # scpi's rule for rho divides by each donor's pre-period variance
+        raise SpecError(
+            f"donor(s) {constant} of {result.treated!r} have the same outcome in every pre-treatment period, "
+            "so the default localisation rho (scpi's type-2 rule) is undefined; drop them from the donors "
+            "or give rho"
+        )
     return E_METHODS if e_method == "all" else (e_method,)
 
 
@@ -261,9 +276,7 @@ def _rho(residuals: np.ndarray, Z: np.ndarray, w: np.ndarray, rho_max: float) ->
 
     def rule(kind: str, cap: float) -> float:
         sigma_u = float(np.sqrt(np.mean((residuals - residuals.mean()) ** 2)))
-        sd, var = Z.std(axis=0, ddof=1), Z.var(axis=0, ddof=1)
-        if var.min() == 0:
-            raise SpecError("a donor's outcome does not vary over the pre-period; drop it")
+        sd, var = Z.std(axis=0, ddof=1), Z.var(axis=0, ddof=1)  # positive: checked at the boundary
         scale = sigma_u / sd.min() if kind == "type-1" else sigma_u * sd.max() / var.min()
         return min(scale * sqrt(log(J) * _n_active(w) * log(T0)) / sqrt(T0), cap)
 
@@ -317,13 +330,24 @@ def _sigma(residuals: np.ndarray, Z: np.ndarray, w: np.ndarray, u_sigma: str) ->
     return (Z.T * omega) @ Z / T0**2
 
 
+def _label_ranks(donors: Sequence[Hashable]) -> np.ndarray:
+    """Each donor's position among the donors sorted by label (labels of one panel
+    are sortable, see :class:`~synthcontrol.panel.Panel`)."""
+    rank = np.empty(len(donors), dtype=int)
+    rank[sorted(range(len(donors)), key=donors.__getitem__)] = np.arange(len(donors))
+    return rank
+
+
 def _in_sample_draws(
-    w: np.ndarray, Z: np.ndarray, P: np.ndarray, sigma: np.ndarray, lower_bound: np.ndarray, sims: int, seed: int
+    w: np.ndarray, Z: np.ndarray, P: np.ndarray, sigma: np.ndarray, lower_bound: np.ndarray, sims: int, seed: int,
+    rank: np.ndarray,
 ) -> tuple[np.ndarray, int]:
-    """``(sims, T1, 2)`` minima and maxima of ``p_t'(w - x)``, and the failed draws."""
+    """``(sims, T1, 2)`` minima and maxima of ``p_t'(w - x)``, and the failed draws.
+    Donor ``j`` takes row ``rank[j]`` of the seeded normals, so that the order the
+    donors are listed in does not change the draws."""
     values, vectors = np.linalg.eigh(sigma)
     root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    draws = root @ np.random.default_rng(seed).standard_normal((w.size, sims))
+    draws = root @ np.random.default_rng(seed).standard_normal((w.size, sims))[rank]
     # Scaled by the donors' outcome scale so that the solver's tolerances are relative.
     scale = max(float(np.abs(Z).max()), 1e-300)
     R = Z / (scale * np.sqrt(Z.shape[0]))
