@@ -93,8 +93,14 @@ def clean_simplex(u: np.ndarray) -> np.ndarray:
 class LocalisedSimplex:
     """``min c'x`` over ``sum(x) = 1``, ``x >= lower``, ``|R (x - w)|^2 <= 2 G'(x - w)``.
 
-    Built once for Clarabel and solved for many ``c``. The quadratic constraint is
-    a rotated second-order cone: ``u = G'(x - w)``, ``v = 1``, ``2uv >= |R (x - w)|^2``.
+    Built once for Clarabel and solved for many ``c``, in the step ``d = x - w``
+    measured in units of the localisation's size ``kappa = max|G| / |R|_2^2``: the
+    feasible set is an ellipsoid through ``d = 0`` whose extent is about ``kappa``,
+    often 1e-4 of the simplex, where an interior-point solver with absolute
+    tolerances stalls (about 5% of scpi-style draws on California did, and which ones
+    depended on round-off) unless it sees the problem at unit size. The quadratic
+    constraint is a rotated second-order cone: ``u = G'd / kappa``, ``v = 1``,
+    ``2uv >= |R d / kappa|^2``.
 
     Parameters
     ----------
@@ -116,9 +122,12 @@ class LocalisedSimplex:
 
     def __init__(self, w: np.ndarray, R: np.ndarray, G: np.ndarray, lower: np.ndarray):
         J, root2 = w.size, np.sqrt(2.0)
-        Gw = float(G @ w)
-        A = np.vstack([np.ones((1, J)), -np.eye(J), -G[None, :] / root2, -G[None, :] / root2, -R])
-        b = np.concatenate([[1.0], -lower, [(1 - Gw) / root2, (-1 - Gw) / root2], -R @ w])
+        norm = float(np.linalg.norm(R, 2)) if R.size else 0.0
+        self.w = w
+        self.kappa = float(np.max(np.abs(G))) / norm**2 if norm > 0 and np.any(G) else 1.0
+        g = G / self.kappa
+        A = np.vstack([np.ones((1, J)), -np.eye(J), -g[None, :] / root2, -g[None, :] / root2, -R])
+        b = np.concatenate([[0.0], (w - lower) / self.kappa, [1 / root2, -1 / root2], np.zeros(R.shape[0])])
         self.A, self.b = sparse.csc_matrix(A), b
         self.P = sparse.csc_matrix((J, J))
         self.cones = [clarabel.ZeroConeT(1), clarabel.NonnegativeConeT(J), clarabel.SecondOrderConeT(R.shape[0] + 2)]
@@ -127,7 +136,8 @@ class LocalisedSimplex:
 
     def minimise(self, c: np.ndarray) -> np.ndarray | None:
         """The minimiser for objective ``c``, or None when the solver does not finish."""
-        solution = clarabel.DefaultSolver(self.P, c, self.A, self.b, self.cones, self.settings).solve()
+        scale = float(np.max(np.abs(c))) or 1.0
+        solution = clarabel.DefaultSolver(self.P, c / scale, self.A, self.b, self.cones, self.settings).solve()
         if solution.status in (clarabel.SolverStatus.Solved, clarabel.SolverStatus.AlmostSolved):
-            return np.asarray(solution.x)
+            return self.w + self.kappa * np.asarray(solution.x)
         return None
