@@ -22,6 +22,7 @@ __all__ = [
     "NonFiniteError",
     "MissingDataError",
     "PeriodColumnError",
+    "NotFoundError",
     "SpecError",
     "ArgumentError",
     "TypeMismatchError",
@@ -53,6 +54,13 @@ class PanelError(SynthControlError):
 
 class MissingColumnError(PanelError, KeyError):
     """A column named in the specification is not in the data."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFoundError(SynthControlError, KeyError):
+    """A unit, period or variable looked up that the panel or result does not hold."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""

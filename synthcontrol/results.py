@@ -17,6 +17,7 @@ from . import plots
 from ._arrays import frozen, rmspe
 from .certify import Certificate
 from .certify import STATUSES as CERTIFICATE_STATUSES
+from .errors import NotFoundError
 from .options import FitOptions
 from .registry import get_estimator
 from .spec import Design
@@ -389,6 +390,8 @@ class SynthResults(Mapping):
         self._results = dict(results)
 
     def __getitem__(self, treated: Hashable) -> SynthResult:
+        if treated not in self._results:
+            raise NotFoundError(f"{treated!r} is not a treated unit of this fit; they are {list(self._results)}")
         return self._results[treated]
 
     def __iter__(self) -> Iterator[Hashable]:

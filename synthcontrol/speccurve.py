@@ -422,9 +422,11 @@ def _check_estimators(estimators: Sequence[str], estimator_options: Mapping[str,
     if not isinstance(estimators, (str, Sequence)):
         raise ArgumentError(f"estimators must be a list of estimator names, got {estimators!r:.60}")
     estimators = (estimators,) if isinstance(estimators, str) else tuple(estimators)
+    if not estimators:
+        raise ArgumentError(f"estimators is empty; give at least one of {sorted(ESTIMATORS)}")
     unknown = [e for e in estimators if not isinstance(e, str) or e not in ESTIMATORS]
-    if unknown or not estimators:
-        raise SpecError(f"estimators {unknown or '()'} not known; choose from {sorted(ESTIMATORS)}")
+    if unknown:
+        raise SpecError(f"estimators {unknown} not known; choose from {sorted(ESTIMATORS)}")
     stray = sorted(set(estimator_options) - set(estimators))
     if stray:
         raise SpecError(f"estimator_options given for {stray}, which are not in estimators={list(estimators)}")

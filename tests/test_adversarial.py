@@ -545,3 +545,20 @@ def test_a_period_no_unit_has_is_not_warned_about(ctx):
         warnings.simplefilter("error", sc.MissingOutcomeWarning)
         result = ctx.fit(df)
     assert last not in result.path.index
+
+
+def test_looking_up_what_a_result_or_panel_does_not_hold_names_it(smoking):
+    spec = sc.Spec(outcome="cigsale", treated=["California", "Utah"], treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1988)])
+    results = sc.fit(smoking, spec, n_random_starts=5)
+    with pytest.raises(sc.NotFoundError, match="'Texas' is not a treated unit.*California"):
+        results["Texas"]
+    with pytest.raises(KeyError):  # still a KeyError for mapping code
+        results["Texas"]
+    panel = sc.Panel.from_frame(smoking, unit="unit", time="time", variables=["cigsale"])
+    with pytest.raises(sc.MissingColumnError, match="no variable 'beer'"):
+        panel.matrix("beer", [1970], ["Utah"])
+    with pytest.raises(sc.NotFoundError, match="no period \\[1960\\]"):
+        panel.matrix("cigsale", [1960, 1970], ["Utah"])
+    with pytest.raises(sc.NotFoundError, match="no unit \\['Atlantis'\\]"):
+        panel.matrix("cigsale", [1970], ["Utah", "Atlantis"])

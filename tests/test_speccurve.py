@@ -120,3 +120,9 @@ def test_interrupted_sweep_resumes_its_placebos(tmp_path):
     assert all(p.run.n_computed == 0 for p in again.placebos)
     assert all(p.run.n_resumed == len(p.units) - 1 for p in again.placebos)
     pd.testing.assert_frame_equal(first.table, again.table)
+
+
+def test_an_empty_estimator_list_says_so(smoking):
+    spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989)
+    with pytest.raises(sc.ArgumentError, match="estimators is empty; give at least one of"):
+        sc.specification_curve(smoking, [spec], estimators=[])
