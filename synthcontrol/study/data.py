@@ -48,6 +48,8 @@ def load_data(table: Mapping[str, Any], path: Path) -> StudyData:
         if key in table and table[key] not in frame.columns:
             raise ConfigError(unknown(f"data.{key}", table[key], list(frame.columns), "column"))
     _check_periods(frame, table["time"])
+    if "flag" in table:
+        _check_flag(frame, table["flag"])
     frame, logs = _add_logs(frame, table.get("logs", []))
     unit, label, flag = table["unit"], table.get("label", ""), table.get("flag", "")
     return StudyData(
@@ -99,6 +101,19 @@ def _check_periods(frame: pd.DataFrame, time: str) -> None:
         raise ConfigError(f"key 'data.time': column {time!r} holds {periods.dtype} values such as "
                           f"{periods.iloc[0]!r}; a configuration's periods are integers such as years: "
                           "convert the column")
+
+
+def _check_flag(frame: pd.DataFrame, flag: str) -> None:
+    """A flag column marks rows true or false (1 or 0): any other value, or a missing
+    one, would flag a unit by accident."""
+    values = frame[flag]
+    if pd.api.types.is_bool_dtype(values):
+        return
+    bad = ~values.isin([0, 1]) if pd.api.types.is_numeric_dtype(values) else pd.Series(True, index=values.index)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ConfigError(f"key 'data.flag': column {flag!r} holds {values.iloc[row]!r} (row {row}); a flag column "
+                          "holds true/false or 1/0 in every row: convert it, or choose another column")
 
 
 def _names(frame: pd.DataFrame, unit: str, label: str) -> dict:
