@@ -165,3 +165,56 @@ def test_cells_a_zero_denominator_leaves_undefined_are_flagged():
     assert found["note"].str.contains("undefined").all()
     everywhere = sc.audit(panel(b=0.0), columns=["a"], relations=[sc.ratio("a", "b")])
     assert (everywhere["kind"] == "relation").sum() == 2 * 12 * 16  # both columns of every cell
+
+
+# -- run_study: arguments, and resuming an interrupted run ------------------------------
+
+
+def test_run_study_checks_its_arguments(tmp_path):
+    config = load_config(study(tmp_path))
+    with pytest.raises(ArgumentError, match="config must be a StudyConfig"):
+        sc.run_study(None)
+    with pytest.raises(ArgumentError, match="n_jobs=0"):
+        sc.run_study(config, n_jobs=0)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArgumentError, match="checkpoint_dir"):
+        sc.run_study(config, checkpoint_dir=tmp_path / "file")
+
+
+def placebo_runs(result) -> list:
+    return [unit.placebo.run for task in result.task_results for unit in task.units]
+
+
+def test_an_interrupted_study_resumes_from_its_checkpoint(tmp_path):
+    config = load_config(study(tmp_path, 'leave_one_out = "none"', 'leave_one_out = "all"'))
+    saved = tmp_path / "checkpoint"
+    first = sc.run_study(config, n_jobs=1, checkpoint_dir=saved)
+    (run,) = placebo_runs(first)
+    assert run.n_computed == run.n_tasks == 5 and run.n_resumed == 0
+    # an interruption after some refits: two of the placebo checkpoint files are lost
+    placebo_files = sorted(p for p in saved.rglob("*.json") if p.parent.name == "placebo" and p.name != "manifest.json")
+    assert len(placebo_files) == 5
+    for file in placebo_files[:2]:
+        file.unlink()
+    again = sc.run_study(config, n_jobs=1, checkpoint_dir=saved)
+    (run,) = placebo_runs(again)
+    assert (run.n_computed, run.n_resumed) == (2, 3)
+    assert again.task_results[0].units[0].leave_one_out.run.n_computed == 0
+    pd.testing.assert_frame_equal(again.results, first.results)
+
+
+def test_a_changed_configuration_does_not_reuse_the_checkpoint(tmp_path):
+    saved = tmp_path / "checkpoint"
+    sc.run_study(load_config(study(tmp_path)), n_jobs=1, checkpoint_dir=saved)
+    changed = load_config(study(tmp_path, '"Idaho"]', '"Idaho", "Iowa"]'))
+    (run,) = placebo_runs(sc.run_study(changed, n_jobs=1, checkpoint_dir=saved))
+    assert (run.n_computed, run.n_resumed) == (6, 0)
+
+
+def test_the_command_line_resumes_an_unfinished_run_and_clears_its_checkpoint(tmp_path, capsys):
+    path, out = study(tmp_path), tmp_path / "out"
+    sc.run_study(load_config(path), n_jobs=1, checkpoint_dir=out / ".checkpoint")  # as an interrupted run leaves it
+    assert main(["check", str(path), "--out", str(out), "--quiet"]) == 0
+    assert "unfinished run will be resumed" in capsys.readouterr().out
+    assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    assert (out / "results.csv").exists() and not (out / ".checkpoint").exists()
