@@ -218,3 +218,12 @@ def test_the_command_line_resumes_an_unfinished_run_and_clears_its_checkpoint(tm
     assert "unfinished run will be resumed" in capsys.readouterr().out
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
     assert (out / "results.csv").exists() and not (out / ".checkpoint").exists()
+
+
+def test_the_unit_or_time_column_is_no_outcome(tmp_path):
+    refused(study(tmp_path, 'column = "cigsale"', 'column = "time"'), "outcomes[0].column", "time column")
+
+
+def test_a_data_file_with_two_columns_of_one_name_is_refused(tmp_path):
+    frame = sc.datasets.load_smoking().rename(columns={"beer": "cigsale"})  # pandas would read it as 'cigsale.1'
+    refused(study(tmp_path, frame=frame), "data.path", "two columns named 'cigsale'")

@@ -3,6 +3,7 @@ the natural logarithms the configuration asks for (``logs``)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from pathlib import Path
@@ -128,6 +129,10 @@ def _read_csv(file: Path, config: Path) -> pd.DataFrame:
     if not file.exists():
         raise ConfigError(f"key 'data.path': file {file} not found; the path is relative to {config}")
     text = read_text(file, "key 'data.path': data file")
+    header = next(csv.reader(io.StringIO(text)), [])
+    repeated = [name for i, name in enumerate(header) if name in header[:i]]
+    if repeated:  # pandas would rename the second one 'NAME.1' and read the first
+        raise ConfigError(f"key 'data.path': {file} has two columns named {repeated[0]!r}; rename or drop one")
     try:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
