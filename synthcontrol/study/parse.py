@@ -215,8 +215,9 @@ def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
     frame = data.frame
     column = item["column"]
     if column in (data.unit, data.time):
-        raise ConfigError(f"key '{where}.column' = {column!r} is the data's {'unit' if column == data.unit else 'time'} "
-                          "column ([data]); choose the column of an outcome variable")
+        role = "unit" if column == data.unit else "time"
+        raise ConfigError(f"key '{where}.column' = {column!r} is the data's {role} column ([data]); choose the "
+                          "column of an outcome variable")
     check_column(f"{where}.column", column, frame)
     predictors = tuple(
         _predictor(p, f"{where}.predictors[{j}]", frame) for j, p in enumerate(item.get("predictors", []))
