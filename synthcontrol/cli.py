@@ -15,13 +15,16 @@ fit or not at all for these reasons. The command holds no logic of its own beyon
 that: :func:`synthcontrol.study.run_study` runs, :func:`synthcontrol.write_report`
 writes. Progress goes to stderr through :mod:`logging`. An error in the
 configuration, the data or the output folder is one line naming the key or file at
-fault, with exit status 2; ``--debug`` shows the traceback instead.
+fault, with exit status 2; ``--debug`` shows the traceback instead. ``run`` keeps
+each finished refit in ``OUT/.checkpoint`` until the report is written, so that a
+run interrupted (status 130) resumes where it stopped when run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,6 +32,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .errors import ConfigError, SynthControlError
 from .report import OutputFolder, check_output, write_report
+from .report.output import CHECKPOINT
 from .study import StudyConfig, load_config, run_study
 
 __all__ = ["main"]
@@ -103,8 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     if folder is None:
         raise ConfigError("no output folder: give --out DIR or [study] output in the configuration")
     logger.info("%s: %d fits to run", config.title, len(config.tasks))
-    study = run_study(config, n_jobs=args.jobs)
+    checkpoint = folder.path / CHECKPOINT
+    if checkpoint.exists():
+        logger.info("resuming: refits finished by an earlier, unfinished run are read from %s", checkpoint)
+    study = run_study(config, n_jobs=args.jobs, checkpoint_dir=checkpoint)
     written = write_report(study, folder.path, overwrite=args.overwrite)
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the report holds every result now
     logger.info("wrote %s", ", ".join(p.name for p in written.values()))
     return 0
 
@@ -129,7 +137,9 @@ def _folder_state(folder: OutputFolder | None) -> str:
 def _folder_effect(folder: OutputFolder) -> str:
     if not folder.path.exists():
         return "will be created"
+    resumed = "; the refits of an unfinished run will be resumed (those of fits this configuration changed are " \
+        "redone)" if (folder.path / CHECKPOINT).exists() else ""
     if not folder.stale and not folder.kept:
-        return "empty"
+        return "empty" + resumed
     state = f"{len(folder.stale)} file(s) of an earlier report will be replaced"
-    return state + (f"; {len(folder.kept)} other entries are kept" if folder.kept else "")
+    return state + (f"; {len(folder.kept)} other entries are kept" if folder.kept else "") + resumed

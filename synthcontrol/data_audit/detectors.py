@@ -207,27 +207,38 @@ def _detect_relation(
     relation: Relation, frames: Mapping[str, pd.DataFrame], groups: np.ndarray,
     *, relation_z: float, break_z: float, break_alpha: float, min_units: int
 ) -> _Flags:
-    """Cells where the implied quantity breaks its identity or leaves the cross-section."""
-    q = np.asarray(relation.implied(*(frames[c] for c in relation.columns)), dtype=float)
+    """Cells where the implied quantity breaks its identity or leaves the cross-section,
+    or is infinite (a division by zero: undefined, whatever its neighbours)."""
+    try:
+        q = np.asarray(relation.implied(*(frames[c] for c in relation.columns)), dtype=float)
+    except Exception as error:  # the user's function: say which relation failed, not only how
+        raise SynthControlError(f"relation {relation.name!r}: its implied function failed on the data "
+                                f"({type(error).__name__}: {error}); it is called with one wide frame (periods x "
+                                f"units) per column of {list(relation.columns)}") from error
     if q.shape != frames[relation.columns[0]].shape:
         raise SynthControlError(
             f"relation {relation.name!r} returned shape {q.shape}; it must return one value per period and unit "
             f"{frames[relation.columns[0]].shape}"
         )
+    undefined = np.isinf(q)
+    finite = np.where(undefined, np.nan, q)
     if relation.target is not None:
         centre = np.full(q.shape, float(relation.target))
         with np.errstate(invalid="ignore"):
-            mask = np.abs(q - relation.target) > relation.tolerance
+            mask = np.abs(finite - relation.target) > relation.tolerance
         test = f"should be {relation.target:g} within {relation.tolerance:g}"
     else:
-        centre = np.broadcast_to(_nanmedian(q, 1)[:, None], q.shape)
-        z = _pooled_cross_z(q)
+        centre = np.broadcast_to(_nanmedian(finite, 1)[:, None], q.shape)
+        z = _pooled_cross_z(finite)
         breaks, _ = _break_periods(z, groups, break_z, break_alpha, min_units)
         with np.errstate(invalid="ignore"):
             mask = (np.abs(z) > relation_z) | breaks
         test = "far from the period's median"
+    mask = mask | undefined
 
     def describe(t: int, j: int) -> str:
+        if undefined[t, j]:
+            return f"{relation.name} = {q[t, j]:.4g}, undefined (a division by zero in its columns)"
         return f"{relation.name} = {q[t, j]:.4g}, {test} ({centre[t, j]:.4g})"
 
     return _Flags("relation", mask, np.asarray(centre, dtype=float), describe, values=q)

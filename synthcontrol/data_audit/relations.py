@@ -9,7 +9,8 @@ from typing import Callable, Literal, Sequence
 
 import pandas as pd
 
-from ..errors import SynthControlError
+from .._validation import check_label, check_number, describe
+from ..errors import ArgumentError, SynthControlError
 
 __all__ = ["Relation", "implied_deflator", "ratio", "accounting_identity"]
 
@@ -53,17 +54,29 @@ class Relation:
     tolerance: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "columns", tuple(self.columns))
+        if not isinstance(self.name, str):
+            raise ArgumentError(f"name must be text, got {describe(self.name)}")
+        for key in ("columns", "flag"):
+            if isinstance(getattr(self, key), str):  # tuple("gdp") would be three columns
+                raise ArgumentError(f"relation {self.name!r}: {key} must be a sequence of column names, such as "
+                                    f"({getattr(self, key)!r},), got {describe(getattr(self, key))}")
+        columns = tuple(check_label(c, f"relation {self.name!r} column") for c in self.columns)
+        object.__setattr__(self, "columns", columns)
         object.__setattr__(self, "flag", tuple(self.flag) or self.columns)
         if not self.columns:
             raise SynthControlError(f"relation {self.name!r} names no columns")
+        if not callable(self.implied):
+            raise ArgumentError(f"relation {self.name!r}: implied must be a function of one frame per column, "
+                                f"got {describe(self.implied)}")
         stray = [c for c in self.flag if c not in self.columns]
         if stray:
             raise SynthControlError(f"relation {self.name!r}: flag {stray} not among its columns {self.columns}")
         if (self.target is None) != (self.tolerance is None):
             raise SynthControlError(f"relation {self.name!r}: give target and tolerance together")
-        if self.tolerance is not None and not self.tolerance >= 0:
-            raise SynthControlError(f"relation {self.name!r}: tolerance must be >= 0, got {self.tolerance!r}")
+        if self.target is not None:
+            object.__setattr__(self, "target", check_number(self.target, f"relation {self.name!r}: target"))
+            object.__setattr__(self, "tolerance", check_number(self.tolerance, f"relation {self.name!r}: tolerance",
+                                                               low=0))
 
 
 def _deflator_from_growth(nominal: pd.DataFrame, growth: pd.DataFrame, *, per: float) -> pd.DataFrame:
@@ -99,7 +112,8 @@ def implied_deflator(
     'deflator(gdp_nominal, gdp_growth)'
     """
     if real_is == "growth":
-        implied = functools.partial(_deflator_from_growth, per=float(growth_per))
+        per = check_number(growth_per, "growth_per", low=0, low_open=True)
+        implied = functools.partial(_deflator_from_growth, per=per)
     elif real_is == "level":
         implied = _deflator_from_level
     else:
@@ -139,9 +153,12 @@ def accounting_identity(parts: Sequence[str], *, total: str | float, tolerance: 
     >>> accounting_identity(["gdp_primary", "gdp_secondary", "gdp_tertiary"], total="gdp", tolerance=1).columns
     ('gdp_primary', 'gdp_secondary', 'gdp_tertiary', 'gdp')
     """
+    if isinstance(parts, str):  # tuple("gdp") would be three columns
+        raise ArgumentError(f"parts must be a sequence of column names, such as [{parts!r}], got {describe(parts)}")
     parts = tuple(parts)
     if isinstance(total, str):
         implied = functools.partial(_sum_minus, total=None)
         return Relation(f"{' + '.join(parts)} = {total}", (*parts, total), implied, target=0.0, tolerance=tolerance)
-    implied = functools.partial(_sum_minus, total=float(total))
+    total = check_number(total, "total")  # a column name is text
+    implied = functools.partial(_sum_minus, total=total)
     return Relation(f"{' + '.join(parts)} = {total:g}", parts, implied, target=0.0, tolerance=tolerance)

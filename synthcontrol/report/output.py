@@ -1,8 +1,9 @@
 """The output folder of a report: checked before any fit, cleared of the previous
 run's files before writing, and marked with a manifest.
 
-A folder may receive a report when it does not exist yet, is empty, or holds the
-output of an earlier run of the same study (its manifest, ``synthcontrol.json``,
+A folder may receive a report when it does not exist yet, is empty (but for the
+checkpoint of an unfinished run, :data:`CHECKPOINT`), or holds the output of an
+earlier run of the same study (its manifest, ``synthcontrol.json``,
 names the same configuration file, or the same title for a study made in Python);
 that earlier output is removed before the new one is written, so no stale figure
 survives. Any other non-empty folder is refused unless ``overwrite`` is given; then
@@ -23,10 +24,13 @@ from typing import Iterable
 from ..errors import ConfigError
 from ..study import StudyConfig
 
-__all__ = ["MANIFEST", "OutputFolder", "check_output"]
+__all__ = ["MANIFEST", "CHECKPOINT", "OutputFolder", "check_output"]
 
 #: The file that marks a folder as a report's output.
 MANIFEST = "synthcontrol.json"
+#: The folder in which ``synthcontrol run`` keeps the refits of an unfinished run
+#: (see :func:`synthcontrol.study.run_study`); removed once the report is written.
+CHECKPOINT = ".checkpoint"
 #: Names of the files a report writes (see :func:`synthcontrol.report.write_report`).
 REPORT_FILES = ("results.csv", "weights.csv", "paths.csv", "report.md", "report.html", "*.png", MANIFEST)
 
@@ -92,7 +96,7 @@ def check_output(out: str | os.PathLike, config: StudyConfig, *, overwrite: bool
     own = identity(config)
     if not path.exists():
         return OutputFolder(path, own)
-    entries = sorted(p.name for p in path.iterdir())
+    entries = sorted(p.name for p in path.iterdir() if p.name != CHECKPOINT)  # an unfinished run's
     previous = _manifest(path)
     listed = previous.get("files", []) if isinstance(previous.get("files"), list) else []
     ours = {n for n in entries if any(fnmatch.fnmatch(n, pattern) for pattern in REPORT_FILES)}

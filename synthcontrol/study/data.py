@@ -3,6 +3,7 @@ the natural logarithms the configuration asks for (``logs``)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 from pathlib import Path
@@ -48,6 +49,8 @@ def load_data(table: Mapping[str, Any], path: Path) -> StudyData:
         if key in table and table[key] not in frame.columns:
             raise ConfigError(unknown(f"data.{key}", table[key], list(frame.columns), "column"))
     _check_periods(frame, table["time"])
+    if "flag" in table:
+        _check_flag(frame, table["flag"])
     frame, logs = _add_logs(frame, table.get("logs", []))
     unit, label, flag = table["unit"], table.get("label", ""), table.get("flag", "")
     return StudyData(
@@ -101,6 +104,19 @@ def _check_periods(frame: pd.DataFrame, time: str) -> None:
                           "convert the column")
 
 
+def _check_flag(frame: pd.DataFrame, flag: str) -> None:
+    """A flag column marks rows true or false (1 or 0): any other value, or a missing
+    one, would flag a unit by accident."""
+    values = frame[flag]
+    if pd.api.types.is_bool_dtype(values):
+        return
+    bad = ~values.isin([0, 1]) if pd.api.types.is_numeric_dtype(values) else pd.Series(True, index=values.index)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ConfigError(f"key 'data.flag': column {flag!r} holds {values.iloc[row]!r} (row {row}); a flag column "
+                          "holds true/false or 1/0 in every row: convert it, or choose another column")
+
+
 def _names(frame: pd.DataFrame, unit: str, label: str) -> dict:
     """Unit -> its label (the first one, should a unit's label change over time)."""
     if not label:
@@ -113,6 +129,10 @@ def _read_csv(file: Path, config: Path) -> pd.DataFrame:
     if not file.exists():
         raise ConfigError(f"key 'data.path': file {file} not found; the path is relative to {config}")
     text = read_text(file, "key 'data.path': data file")
+    header = next(csv.reader(io.StringIO(text)), [])
+    repeated = [name for i, name in enumerate(header) if name in header[:i]]
+    if repeated:  # pandas would rename the second one 'NAME.1' and read the first
+        raise ConfigError(f"key 'data.path': {file} has two columns named {repeated[0]!r}; rename or drop one")
     try:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:

@@ -4,6 +4,7 @@ into its model object."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError, SpecError
@@ -84,7 +85,10 @@ def fit_options(table: Mapping[str, Any]) -> FitOptions:
         raise ConfigError(f"[fit]: {error}") from error
 
 
-def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> InferenceOptions:
+def inference(table: Mapping[str, Any], periods: list, treatment_start: int,
+              estimators: tuple[str, ...]) -> InferenceOptions:
+    """The ``[inference]`` options; ``estimators`` are the study's, which
+    ``placebo_estimators`` chooses among."""
     check_table(table, "inference", "inference")
     if "in_time" not in table and "in_time_start" not in table:
         table = {**table, "in_time": "none"}  # no fake start given: nothing to run
@@ -104,7 +108,12 @@ def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> 
     if "pooled_statistic" in table:
         choice(table["pooled_statistic"], POOLED_STATISTICS, "inference.pooled_statistic")
     if "placebo_estimators" in table:
-        names = estimator_names(table["placebo_estimators"], "inference.placebo_estimators")
+        key = "inference.placebo_estimators"
+        names = estimator_names(nonempty(table["placebo_estimators"], key, "estimator"), key)
+        for name in names:
+            if name not in estimators:
+                raise ConfigError(f"key {key!r}: {name!r} is not an estimator of the study "
+                                  f"(estimators.names: {', '.join(estimators)}); add it there or remove it here")
         table = {**table, "placebo_estimators": names}
     options = InferenceOptions(**table)
     if options.in_time != "none" and options.in_time_start is None:
@@ -116,12 +125,13 @@ def inference(table: Mapping[str, Any], periods: list, treatment_start: int) -> 
 def report(table: Mapping[str, Any]) -> ReportOptions:
     check_table(table, "report", "report")
     good, fair = float(table.get("fit_good", 0.25)), float(table.get("fit_fair", 0.5))
-    if not 0 < good < fair:
-        raise ConfigError(f"keys 'report.fit_good' ({good}) and 'report.fit_fair' ({fair}) need 0 < good < fair")
+    if not 0 < good < fair < math.inf:
+        raise ConfigError(f"keys 'report.fit_good' ({good}) and 'report.fit_fair' ({fair}) need 0 < good < fair, "
+                          "both finite")
     ratio = float(table.get("identified_ratio", 10.0))
-    if not ratio > 1:
-        raise ConfigError(f"key 'report.identified_ratio' must exceed 1 (a multiple of the median placebo's "
-                          f"pre-period MSPE), got {ratio}")
+    if not 1 < ratio < math.inf:
+        raise ConfigError(f"key 'report.identified_ratio' must be finite and exceed 1 (a multiple of the median "
+                          f"placebo's pre-period MSPE), got {ratio}")
     words = table.get("unit_words", ["unit", "units"])
     if len(words) != 2 or not all(isinstance(w, str) and w.strip() for w in words):
         raise ConfigError(f"key 'report.unit_words' must be [singular, plural], such as [\"city\", \"cities\"]; "

@@ -42,7 +42,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..errors import ConfigError
+from .._validation import check_bool, describe
+from ..errors import ArgumentError, ConfigError
 from ..spec import Predictor, at, mean
 from . import options as parse_options
 from .data import DATASETS, check_column, load_data
@@ -78,7 +79,9 @@ def load_config(path: str | os.PathLike, *, quick: bool = False) -> StudyConfig:
         group, pool or unit, years outside the data, or a task the data cannot fit;
         the message names the key or task and the fix.
     """
-    path = Path(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentError(f"path must be the path of a TOML file (str or pathlib.Path), got {describe(path)}")
+    path, quick = Path(path), check_bool(quick, "quick")
     raw = read_toml(path)
     data = load_data(raw["data"], path)
     config = _build(raw, path, data)
@@ -154,6 +157,9 @@ def _resolve_units(values: list, key: str, data: StudyData, groups: Mapping[str,
                 raise ConfigError(f"key {key!r}: unknown group {value!r}; "
                                   + (f"known: {known}" if groups else "define it under [groups.NAME]"))
             resolved.extend(groups[group])
+        elif isinstance(value, (list, dict)):
+            raise ConfigError(f"key {key!r} lists {value!r}; list unit identifiers or \"group:NAME\" references, "
+                              "one value each")
         elif value in units:
             resolved.append(value)
         else:
@@ -208,6 +214,10 @@ def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
     check_table(item, "outcomes", where)
     frame = data.frame
     column = item["column"]
+    if column in (data.unit, data.time):
+        role = "unit" if column == data.unit else "time"
+        raise ConfigError(f"key '{where}.column' = {column!r} is the data's {role} column ([data]); choose the "
+                          "column of an outcome variable")
     check_column(f"{where}.column", column, frame)
     predictors = tuple(
         _predictor(p, f"{where}.predictors[{j}]", frame) for j, p in enumerate(item.get("predictors", []))
@@ -217,12 +227,21 @@ def _outcome(item: Any, index: int, data: StudyData) -> Outcome:
         column=column,
         label=item.get("label", column),
         headline=item.get("headline", False),
-        exclude_flagged=item.get("exclude_flagged", False),
+        exclude_flagged=_exclude_flagged(item, where, data) or False,
         predictors=predictors,
         log=item.get("log", column in data.logs),
         units=item.get("units", ""),
         fit_window=window(item["fit_window"], f"{where}.fit_window") if "fit_window" in item else None,
     )
+
+
+def _exclude_flagged(item: Mapping[str, Any], where: str, data: StudyData) -> bool | None:
+    """The table's ``exclude_flagged`` (None: not given); true needs a flag column to read."""
+    value = item.get("exclude_flagged")
+    if value and not data.flag:
+        raise ConfigError(f"key '{where}.exclude_flagged' = true excludes the units flagged in the data, but [data] "
+                          "names no flag column; add 'flag' to [data] or remove the key")
+    return value
 
 
 def _predictor(item: Any, where: str, frame: pd.DataFrame) -> Predictor:
@@ -288,7 +307,7 @@ def _sensitivity(item: Any, index: int, main: Analysis, outcomes: tuple[Outcome,
         fit_window=fit_window,
         outcomes=tuple(item.get("outcomes", main.outcomes)),
         pools=_pool_names(item["pools"], f"{where}.pools", pools) if "pools" in item else main.pools,
-        exclude_flagged=item.get("exclude_flagged"),
+        exclude_flagged=_exclude_flagged(item, where, data),
         description=item.get("description", ""),
         exclude=_resolve_units(item.get("exclude", []), f"{where}.exclude", data, groups),
         drop_audited=item.get("drop_audited", True),
@@ -325,9 +344,9 @@ def _check_years(analysis: Analysis, outcomes: tuple[Outcome, ...], periods: lis
         # PostTreatmentPredictorWarning of sc.fit, so that published specifications
         # (ADH 2015) can be written as published; one outside the data is refused.
         for predictor in by_column[column].predictors:
-            if predictor.start < first or predictor.start > last:
+            if predictor.start < first or predictor.end > last:
                 raise ConfigError(
-                    f"predictor {predictor.label} of outcome {column!r} starts outside the data's years "
+                    f"predictor {predictor.label} of outcome {column!r} reaches outside the data's years "
                     f"{first}-{last} (analysis {analysis.name!r}); move its window into the data"
                 )
 
@@ -375,7 +394,8 @@ def _build(raw: dict, path: Path, data: StudyData) -> StudyConfig:
         estimators=estimators,
         estimator_scope=scope,
         fit_options=parse_options.fit_options(raw.get("fit", {})),
-        inference=parse_options.inference(raw.get("inference", {}), data.periods, analyses[0].treatment_start),
+        inference=parse_options.inference(raw.get("inference", {}), data.periods, analyses[0].treatment_start,
+                                          tuple(e.name for e in estimators)),
         report=parse_options.report(raw.get("report", {})),
         speccurve=parse_options.speccurve(raw.get("speccurve"), main_pools, [p.name for p in pools]),
         output=Path(os.path.normpath(path.parent / study["output"])) if "output" in study else None,

@@ -9,13 +9,19 @@ one AuditWarning per task (a study of many fits raises hundreds)."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
+from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
+from .._validation import check_directory, check_n_jobs, describe
+
 from ..inference import conformal, in_time_placebo, leave_one_out, placebo_tests, pooled_test
-from ..errors import AuditWarning, DroppedDonorsWarning, warn
+from ..inference.runner import fingerprint
+from ..errors import ArgumentError, AuditWarning, DroppedDonorsWarning, warn
 from ..estimators import fit
 from ..registry import ESTIMATORS
 from ..speccurve import specification_curve
@@ -28,7 +34,8 @@ __all__ = ["run_study"]
 logger = logging.getLogger("synthcontrol.study")
 
 
-def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
+def run_study(config: StudyConfig, *, n_jobs: int | None = None,
+              checkpoint_dir: str | os.PathLike | None = None) -> StudyResult:
     """Fit every task of ``config`` and run its inference.
 
     Parameters
@@ -38,6 +45,14 @@ def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
     n_jobs : int, optional
         Workers for the inference refits; default: ``config.inference.n_jobs``.
         Results do not depend on it.
+    checkpoint_dir : path, optional
+        Folder in which the inference of every task and specification curve saves
+        each refit as it finishes, so that a run interrupted part of the way
+        resumes where it stopped when run again with the same folder (the fits
+        themselves take milliseconds and are redone). Each task keeps its refits in
+        a subfolder named by a digest of the task, the ``[fit]`` settings and the
+        data: a task that a changed configuration or changed data alter starts
+        afresh instead of reusing refits of another design.
 
     Returns
     -------
@@ -72,20 +87,40 @@ def run_study(config: StudyConfig, *, n_jobs: int | None = None) -> StudyResult:
     >>> estimate.treated_code, estimate.n_donors, round(estimate.p_value, 4)
     ('California', 5, 0.1667)
     """
+    if not isinstance(config, StudyConfig):
+        raise ArgumentError(f"config must be a StudyConfig (sc.load_config), got {describe(config)}")
+    n_jobs = config.inference.n_jobs if n_jobs is None else check_n_jobs(n_jobs)
+    saves = _Checkpoints(check_directory(checkpoint_dir, "checkpoint_dir"), config)
     start = time.perf_counter()
-    n_jobs = config.inference.n_jobs if n_jobs is None else n_jobs
     results = []
     for number, task in enumerate(config.tasks, 1):
         logger.info("[%d/%d] %s | %s | %s | %s", number, len(config.tasks), task.analysis,
                     task.outcome.column, task.pool, task.estimator)
         began = time.perf_counter()
-        results.append(_run_task(config, task, n_jobs))
+        results.append(_run_task(config, task, n_jobs, saves.of(task)))
         logger.info("[%d/%d] done in %.1f s", number, len(config.tasks), time.perf_counter() - began)
     blocks = tuple(_run_block(config, block) for block in config.block_tasks)
-    curves = tuple(_run_curve(config, curve, n_jobs) for curve in config.curves)
+    curves = tuple(_run_curve(config, curve, n_jobs, saves.of(curve)) for curve in config.curves)
     seconds = time.perf_counter() - start
     logger.info("study finished: %d tasks in %.1f s", len(config.tasks), seconds)
     return StudyResult(config, tuple(results), curves, seconds, blocks)
+
+
+class _Checkpoints:
+    """The checkpoint folder of each task or curve of a study (None: no checkpoints)."""
+
+    def __init__(self, directory: Path | None, config: StudyConfig) -> None:
+        self.directory = directory
+        if directory is not None:  # the data, hashed once: a task's refits depend on all of it
+            data = pd.util.hash_pandas_object(config.data.frame, index=False).to_numpy()
+            self._settings = fingerprint(data, list(config.data.frame.columns), config.fit_options)
+
+    def of(self, work: Task | CurveTask) -> Callable[[str], Path | None]:
+        """Subfolder ``name`` of the folder of ``work`` (a task or curve)."""
+        if self.directory is None:
+            return lambda name: None
+        folder = self.directory / fingerprint(self._settings, work)[:20]
+        return lambda name: folder / name
 
 
 def _audit_flags(config: StudyConfig) -> pd.DataFrame | None:
@@ -127,27 +162,31 @@ class _Warnings:
                  AuditWarning)
 
 
-def _run_task(config: StudyConfig, task: Task, n_jobs: int | None) -> TaskResult:
-    """The task's fits and the inference of its plan, every inference call in one place."""
+def _run_task(config: StudyConfig, task: Task, n_jobs: int | None,
+              saves: Callable[[str], Path | None]) -> TaskResult:
+    """The task's fits and the inference of its plan, every inference call in one place;
+    ``saves(name)`` is the checkpoint folder of each inference call (or None)."""
     flags = _audit_flags(config)
     with _Warnings() as caught:
         fits = dict(fit(config.data.frame, task.spec, estimator=task.estimator, audit=flags,
                         estimator_options=dict(task.estimator_options), **_search_settings(config, task)))
         plan = task.plan
         placebos = {} if plan.placebo is None else placebo_tests(
-            fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights, audit=flags)
+            fits, n_jobs=n_jobs, reuse_predictor_weights=plan.placebo.reuse_predictor_weights, audit=flags,
+            checkpoint_dir=saves("placebo"))
     caught.summarise(task)
     units = tuple(
         UnitResult(
             fit=result,
             placebo=placebos.get(treated),
-            leave_one_out=leave_one_out(result, n_jobs=n_jobs) if plan.leave_one_out else None,
+            leave_one_out=leave_one_out(result, n_jobs=n_jobs, checkpoint_dir=saves(f"leave_one_out-{i}"))
+            if plan.leave_one_out else None,
             in_time=None if plan.in_time_start is None else in_time_placebo(
-                result, fake_start=plan.in_time_start, n_jobs=n_jobs),
+                result, fake_start=plan.in_time_start, n_jobs=n_jobs, checkpoint_dir=saves(f"in_time-{i}")),
             conformal=None if plan.conformal_alpha is None else conformal(
-                result, alpha=plan.conformal_alpha, n_jobs=n_jobs),
+                result, alpha=plan.conformal_alpha, n_jobs=n_jobs, checkpoint_dir=saves(f"conformal-{i}")),
         )
-        for treated, result in fits.items()
+        for i, (treated, result) in enumerate(fits.items())
     )
     pooled = signed = None
     if plan.placebo is not None and plan.placebo.pooled and len(placebos) > 1:
@@ -176,12 +215,13 @@ def _run_block(config: StudyConfig, task: BlockTask) -> BlockResult:
     return BlockResult(task, result)
 
 
-def _run_curve(config: StudyConfig, curve: CurveTask, n_jobs: int | None) -> CurveResult:
+def _run_curve(config: StudyConfig, curve: CurveTask, n_jobs: int | None,
+               saves: Callable[[str], Path | None]) -> CurveResult:
     logger.info("specification curve | %s | %s", config.unit_name(curve.treated), curve.pool)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedDonorsWarning)  # logged with the main fit
         result = specification_curve(
             config.data.frame, dict(curve.specs), estimators=curve.estimators,
             estimator_options={name: dict(options) for name, options in curve.estimator_options},
-            options=config.fit_options, placebo=curve.placebo, n_jobs=n_jobs)
+            options=config.fit_options, placebo=curve.placebo, n_jobs=n_jobs, checkpoint_dir=saves("curve"))
     return CurveResult(curve.treated, curve.pool, result)
