@@ -18,7 +18,6 @@ from typing import Callable
 import pandas as pd
 
 from .._validation import check_directory, check_n_jobs, describe
-
 from ..inference import conformal, in_time_placebo, leave_one_out, placebo_tests, pooled_test
 from ..inference.runner import fingerprint
 from ..errors import ArgumentError, AuditWarning, DroppedDonorsWarning, warn
