@@ -31,9 +31,15 @@ from .certify import DEFAULT_TIME_LIMIT, require_solver
 from .errors import SpecError
 from .registry import RegisteredEstimator, get_estimator
 
-__all__ = ["SearchOptions", "FitOptions"]
+__all__ = ["SearchOptions", "FitOptions", "MAX_RANDOM_STARTS"]
 
 _CERTIFICATE = ("certify", "certify_time_limit")  # settings of the certificate, not the search
+
+
+#: Most random starts a search screens: each is an inner solve (microseconds) and is held
+#: as K numbers, so ten million take about half a minute and half a GiB at K = 7; a number
+#: beyond it is a typo, which would otherwise fail as numpy's MemoryError.
+MAX_RANDOM_STARTS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,8 @@ class SearchOptions:
         Seed of the random starts (a non-negative integer); the same seed gives the
         same result.
     n_random_starts : int, default 2000
-        Random candidate predictor weights screened besides the deterministic ones (>= 0).
+        Random candidate predictor weights screened besides the deterministic ones
+        (0 to :data:`MAX_RANDOM_STARTS`).
     n_local : int, default 6
         Best candidates that start a local search (>= 1).
     n_polish : int, default 3
@@ -82,7 +89,8 @@ class SearchOptions:
     def __post_init__(self) -> None:
         checked = {
             "seed": check_seed(self.seed),
-            "n_random_starts": check_int(self.n_random_starts, "n_random_starts", minimum=0),
+            "n_random_starts": check_int(self.n_random_starts, "n_random_starts", minimum=0,
+                                         maximum=MAX_RANDOM_STARTS),
             "n_local": check_int(self.n_local, "n_local", minimum=1),
             "n_polish": check_int(self.n_polish, "n_polish", minimum=0),
             "max_iterations": check_int(self.max_iterations, "max_iterations", minimum=1),

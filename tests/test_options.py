@@ -12,6 +12,7 @@ import pytest
 
 import synthcontrol as sc
 from synthcontrol.errors import ArgumentError, SpecError
+from synthcontrol.options import MAX_RANDOM_STARTS
 from synthcontrol.registry import ESTIMATORS
 
 OUTCOME_ONLY = ("demeaned", "sdid", "did", "robust")
@@ -108,3 +109,11 @@ def test_outcome_estimators_have_no_predictor_weights_to_reuse(smoking):
     res = sc.fit(smoking, spec, estimator="sdid", estimator_options={"se": False})
     with pytest.raises(SpecError, match="no predictor weights to reuse"):
         sc.placebo_test(res, reuse_predictor_weights=True)
+
+
+def test_a_typo_in_the_number_of_random_starts_is_refused_before_any_allocation(smoking):
+    spec = sc.Spec(outcome="cigsale", treated="California", treatment_start=1989,
+                   predictors=[sc.at("cigsale", 1975), sc.mean("retprice", 1980, 1988)])
+    with pytest.raises(sc.ArgumentError, match="n_random_starts"):
+        sc.fit(smoking, spec, n_random_starts=10**17)
+    assert sc.SearchOptions(n_random_starts=MAX_RANDOM_STARTS).n_random_starts == MAX_RANDOM_STARTS
