@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ._validation import check_label, describe
-from .errors import ArgumentError, DuplicateRowError, MissingColumnError, NonFiniteError, NonNumericError, NotFoundError, PanelError
+from .errors import (
+    ArgumentError, DuplicateRowError, MissingColumnError, NonFiniteError, NonNumericError, NotFoundError, PanelError,
+)
 from .periods import parse_period_column, sorted_periods
 
 __all__ = ["Panel"]
@@ -96,11 +98,14 @@ class Panel:
         if variable not in self.values:
             raise MissingColumnError(f"the panel holds no variable {variable!r}; it holds {sorted(self.values)}")
         frame = self.values[variable]
-        for name, wanted, held in (("period", periods, frame.index), ("unit", units, frame.columns)):
-            absent = [key for key in wanted if key not in held]
-            if absent:
-                raise NotFoundError(f"the panel holds no {name} {absent[:5]} (of {len(absent)} asked for)")
-        return frame.loc[list(periods), list(units)].to_numpy(dtype=float)
+        try:
+            return frame.loc[list(periods), list(units)].to_numpy(dtype=float)
+        except KeyError:  # named only on failure: every fit builds its design through here
+            for name, wanted, held in (("period", periods, frame.index), ("unit", units, frame.columns)):
+                absent = [key for key in wanted if key not in held]
+                if absent:
+                    raise NotFoundError(f"the panel holds no {name} {absent[:5]} (of {len(absent)} asked for)") from None
+            raise
 
 
 def _column_names(variables: object) -> list:
