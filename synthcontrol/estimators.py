@@ -30,7 +30,7 @@ from .options import FitOptions, SearchOptions
 from .panel import Panel
 from .registry import ESTIMATORS, register_estimator
 from .results import SynthResult, SynthResults
-from .spec import Design, Predictor, Spec, prepare, require_treated_units
+from .spec import Design, Predictor, Spec, check_spec, prepare, require_treated_units
 from .weights import NestedSolution, choose_predictor_weights, nested_fit
 
 __all__ = [
@@ -177,8 +177,7 @@ def prepare_designs(data: pd.DataFrame | Panel, spec: Spec) -> dict[Hashable, De
 
 def _as_panel(data: pd.DataFrame | Panel, spec: Spec) -> Panel:
     """``data`` as a validated panel of the variables ``spec`` uses (a panel as it is)."""
-    if not isinstance(spec, Spec):
-        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    check_spec(spec)
     if isinstance(data, Panel):
         missing = [v for v in spec.variables if v not in data.values]
         if missing:
@@ -344,8 +343,7 @@ def cross_validate_predictor_weights(
         ``spec.predictors`` differ in number, or ``validation_window`` is not a
         (start, end) pair.
     """
-    if not isinstance(spec, Spec):
-        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    check_spec(spec)
     if isinstance(training_predictors, (str, Predictor)) or not isinstance(training_predictors, Sequence):
         raise ArgumentError(f"training_predictors must be a list of sc.at(...)/sc.mean(...) predictors, "
                             f"got {training_predictors!r:.80}")

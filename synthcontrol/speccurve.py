@@ -34,7 +34,7 @@ from .options import FitOptions
 from .plots import new_axes
 from .registry import ESTIMATORS
 from .results import Summary, SynthResult, certificate_counts, certificate_counts_note
-from .spec import Design, Predictor, Spec, at, mean
+from .spec import Design, Predictor, Spec, at, check_spec, mean
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -125,8 +125,7 @@ def standard_specs(
     >>> list(standard_specs(sc.datasets.load_smoking(), spec))
     ['all lags', 'all lags + covariates', 'mean', 'mean + covariates', '3 lags', '3 lags + covariates']
     """
-    if not isinstance(spec, Spec):
-        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    check_spec(spec)
     n_lags = check_int(n_lags, "n_lags", minimum=1)
     all_periods = _data_periods(data, spec)
     if covariates is None:

@@ -12,6 +12,6 @@ window (:func:`mean`), skipping missing periods inside the window as Synth does.
 from __future__ import annotations
 
 from .design import Design, is_constant, prepare, require_treated_units
-from .specification import Predictor, Spec, at, mean, shift_spec
+from .specification import Predictor, Spec, at, check_spec, mean, shift_spec
 
-__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec", "require_treated_units", "is_constant"]
+__all__ = ["Predictor", "at", "mean", "Spec", "Design", "prepare", "shift_spec", "check_spec", "require_treated_units", "is_constant"]

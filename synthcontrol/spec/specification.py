@@ -18,7 +18,7 @@ import pandas as pd
 from .._validation import check_bool, check_label, describe
 from ..errors import DonorPoolError, SpecError
 
-__all__ = ["Predictor", "at", "mean", "Spec", "shift_spec"]
+__all__ = ["Predictor", "at", "mean", "Spec", "check_spec", "shift_spec"]
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,13 @@ def _reject_repeated_labels(predictors: Sequence[Predictor]) -> None:
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise SpecError(f"predictor(s) {repeated} declared twice; remove the duplicates")
+
+
+def check_spec(value: object) -> Spec:
+    """``value`` if it is a :class:`Spec`; otherwise a SpecError naming its type."""
+    if not isinstance(value, Spec):
+        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(value).__name__}")
+    return value
 
 
 def shift_spec(spec: Spec, fake_start: Hashable, periods: Sequence[Hashable], donors: Sequence[Hashable]) -> Spec:

@@ -74,7 +74,7 @@ from ..estimators import _as_panel, prepare_designs
 from ..panel import Panel
 from ..periods import coerce_period
 from ..results import Summary
-from ..spec import Design, Spec, require_treated_units
+from ..spec import Design, Spec, check_spec, require_treated_units
 from ..weights.canonical import canonical_columns
 from .cohorts import CohortFit, fit_cohort
 from .several_errors import jackknife_estimates, jackknife_se, placebo_estimates
@@ -341,8 +341,7 @@ def fit_several(
 def _check_arguments(
     spec: Spec, estimator: str, standard_error: str, n_replications: int, alpha: float, seed: int
 ) -> None:
-    if not isinstance(spec, Spec):
-        raise SpecError(f"spec must be a synthcontrol.Spec, got {type(spec).__name__}")
+    check_spec(spec)
     check_choice(estimator, "estimator", SEVERAL_ESTIMATORS)
     check_choice(standard_error, "standard_error", ("placebo", "jackknife"))
     if standard_error == "jackknife" and len(spec.treated_units) < 2:
