@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "check_mapping",
     "check_label",
     "is_integer",
+    "listing",
 ]
 
 
@@ -70,6 +71,18 @@ def describe(value: object) -> str:
     if value is None:
         return "None"
     return f"a {type(value).__name__} ({value!r:.60})"
+
+
+def listing(items: Sequence, limit: int, render: Callable[[object], str] = repr) -> str:
+    """The first ``limit`` of ``items``, rendered and joined, and how many more there are.
+
+    Examples
+    --------
+    >>> listing(["a", "b", "c"], 2)
+    "'a', 'b' and 1 more"
+    """
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(map(render, items[:limit])) + more
 
 
 def _frequency_name(period: pd.Period) -> str:

@@ -14,6 +14,7 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._validation import listing
 from .data_audit import audit as run_audit
 from .data_audit import check_flags, flagged_cells
 from .errors import AuditWarning, warn
@@ -75,8 +76,7 @@ def _warn_unmatched(flags: pd.DataFrame, known: Mapping[str, Sequence[Hashable]]
         stray = ~flags[field].isin(list(values)).to_numpy()
         if stray.any():
             names = pd.Series(pd.unique(flags[field][stray])).tolist()
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            parts.append(f"{field}(s) not in the data: {', '.join(map(repr, names[:5]))}{more}")
+            parts.append(f"{field}(s) not in the data: {listing(names, 5)}")
             unmatched |= stray
     if parts:
         warn(f"{int(unmatched.sum())} of {len(flags)} audit flag(s) match no cell of the data and are ignored "
@@ -147,9 +147,7 @@ def _describe(flags: pd.DataFrame, numbers: Mapping[Hashable, float], label: str
     texts = []
     for unit in order[:limit]:
         rows = cells_of[unit]
-        cells = ", ".join(rows[:limit])
-        more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
         number = f" ({label} {numbers[unit]:.3g})" if unit in numbers else ""
-        texts.append(f"{unit!r}{number}: {cells}{more}")
+        texts.append(f"{unit!r}{number}: {listing(rows, limit, str)}")
     more_units = f"; and {len(order) - limit} more unit(s)" if len(order) > limit else ""
     return "; ".join(texts) + more_units

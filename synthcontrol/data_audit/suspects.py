@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .._validation import check_choice, check_int, check_label, check_number, describe
+from .._validation import check_choice, check_int, check_label, check_number, describe, listing
 from ..errors import ArgumentError, AuditWarning, MissingColumnError, MissingDataError, PanelError, warn
 from ..panel import Panel
 from .detectors import _detect_changes, _detect_interpolation, _detect_relation, _detect_source
@@ -378,16 +378,12 @@ def _reference_frames(reference: pd.DataFrame | None, unit: str, time: str, colu
         if not (np.isfinite(aligned[c]) & np.isfinite(panel.values[c].to_numpy(dtype=float))).any():
             raise PanelError(
                 f"reference column {c!r} shares no cell with the data: no unit and period hold a value in both "
-                f"(data: units {_examples(panel.units)}, periods {panel.periods[0]!r} to {panel.periods[-1]!r}; "
-                f"reference: units {_examples(other.units)}, periods {other.periods[0]!r} to "
+                f"(data: units {listing(panel.units, 3)}, periods {panel.periods[0]!r} to {panel.periods[-1]!r}; "
+                f"reference: units {listing(other.units, 3)}, periods {other.periods[0]!r} to "
                 f"{other.periods[-1]!r}); name the reference's units and periods like the data's"
             )
     return aligned
 
-
-def _examples(labels: Sequence, limit: int = 3) -> str:
-    shown = ", ".join(map(repr, labels[:limit]))
-    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
 
 def _tidy(flags: list[tuple[str, _Flags]], panel: Panel) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from functools import cached_property
 
 import pandas as pd
 
+from .._validation import listing
 from ..study import StudyResult
 from ..study.expand import task_window
 from ..study.flags import flag_words
@@ -65,11 +66,10 @@ class AuditView:
                 continue
             window = task_window(config.main, task.outcome)
             names = [config.unit_name(u) for u, _ in task.audit_dropped]
-            more = f" and {len(names) - _LIST_AT_MOST} more" if len(names) > _LIST_AT_MOST else ""
             rows.append({"outcome": task.outcome.column, "pool": task.pool,
                          "fit window": f"{window[0]}-{window[1]}" if window else "all pre-treatment years",
                          "dropped": len(names), "donors left": len(tr.units[0].fit.donors),
-                         "dropped donors": ", ".join(names[:_LIST_AT_MOST]) + more or "-"})
+                         "dropped donors": listing(names, _LIST_AT_MOST, str) or "-"})
         return Table.of(rows)
 
     @cached_property
