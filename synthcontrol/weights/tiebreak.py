@@ -281,7 +281,7 @@ def least_norm_tiebreak(C: FloatArray, w: FloatArray) -> FloatArray:
     E = Vt[singular > 1e-9 * singular[0]]
     e = E @ w
     tolerance = 1e-12
-    y = E @ w
+    y = e  # x = E'y starts at the projection of w onto the face's directions
     for _ in range(LEAST_NORM_STEPS):
         s = E.T @ y
         gradient = e - E @ np.maximum(s, 0.0)
